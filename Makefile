@@ -1,0 +1,51 @@
+# Two commands on a fresh machine: `make run` (the platform on local defaults) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test unit lint format admin migrate bench clean
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required (Python 3.11)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade 'pip>=24' 'setuptools==80.10.2' wheel
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The whole platform on local defaults: SQLite files under var/, local RabbitMQ, emails as files.
+run: $(STAMP)
+	$(BIN)/python -m deploy.local run
+
+migrate: $(STAMP)
+	$(BIN)/python -m deploy.local migrate
+
+## make admin EMAIL=... PASSWORD=...: a verified platform admin on the same local default as `make run`.
+admin: $(STAMP)
+	@test -n "$(EMAIL)" && test -n "$(PASSWORD)" || { echo "usage: make admin EMAIL=you@example.org PASSWORD=..."; exit 2; }
+	$(BIN)/python -m deploy.local migrate >/dev/null
+	ADMIN_PASSWORD='$(PASSWORD)' $(BIN)/python -m services.identity.cli create-admin --email '$(EMAIL)'
+
+## The whole suite: unit, integration (real PostgreSQL + RabbitMQ), end-to-end over HTTP.
+test: $(STAMP)
+	$(BIN)/python -m deploy.check_services
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python bench/gateway_bench.py
+
+clean:
+	rm -rf var/*.db var/mail var/log

@@ -1,0 +1,1 @@
+"""Code shared by every service: config, database, outbox/inbox, errors, health. No domain code."""

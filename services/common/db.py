@@ -1,0 +1,132 @@
+"""SQLAlchemy 2 for nameko: one engine per database URI per process, one session per worker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from nameko.extensions import DependencyProvider
+from sqlalchemy import DateTime, Engine, String, create_engine, event, text
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+DB_URIS_KEY = "DB_URIS"
+
+
+class UtcDateTime(TypeDecorator):
+    """Stores UTC, always returns timezone-aware UTC (SQLite has no time zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime refused: use services.common.clock.now()")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def id_column_type() -> String:
+    return String(36)
+
+
+@functools.cache
+def get_engine(uri: str, pool_size: int = 10) -> Engine:
+    """The process-wide engine for `uri` (cached: workers and relays share one pool)."""
+    if uri.startswith("sqlite"):
+        engine = create_engine(
+            uri, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(
+        uri, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
+    )
+
+
+def db_uri(config: dict[str, Any], service_name: str) -> str:
+    try:
+        return config[DB_URIS_KEY][service_name]
+    except KeyError as exc:
+        raise RuntimeError(f"config has no {DB_URIS_KEY}.{service_name}") from exc
+
+
+def ping(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+class WorkerDb:
+    """What a worker sees: `with db.transaction() as session:` commits or rolls back."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self._factory = factory
+        self._sessions: list[Session] = []
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        session = self._factory()
+        self._sessions.append(session)
+        try:
+            with session.begin():
+                yield session
+        finally:
+            session.close()
+            self._sessions.remove(session)
+
+    @property
+    def engine(self) -> Engine:
+        return self._factory.kw["bind"]
+
+    def close(self) -> None:
+        for session in list(self._sessions):
+            session.close()
+        self._sessions.clear()
+
+
+class Database(DependencyProvider):
+    """Gives each worker a `WorkerDb` bound to this service's database (DB_URIS[service_name])."""
+
+    def __init__(self, base: type[DeclarativeBase]) -> None:
+        self.base = base
+        self.factory: sessionmaker[Session] | None = None
+        self._workers: dict[Any, WorkerDb] = {}
+
+    def setup(self) -> None:
+        uri = db_uri(self.container.config, self.container.service_name)
+        pool = int(self.container.config.get("max_workers", 10))
+        engine = get_engine(uri, pool_size=pool)
+        self.factory = sessionmaker(bind=engine, expire_on_commit=False)
+
+    def get_dependency(self, worker_ctx: Any) -> WorkerDb:
+        worker_db = WorkerDb(self.factory)
+        self._workers[worker_ctx] = worker_db
+        return worker_db
+
+    def worker_teardown(self, worker_ctx: Any) -> None:
+        worker_db = self._workers.pop(worker_ctx, None)
+        if worker_db is not None:
+            worker_db.close()

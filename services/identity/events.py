@@ -1,0 +1,12 @@
+"""Events identity publishes (through its outbox). Payloads are dicts; every one has `event_id`.
+
+- account_registered: {account_id, locale}
+- email_verification_requested: {account_id, email, locale, token, expires_at, link}
+- password_reset_requested: {account_id, email, locale, token, expires_at, link}
+- password_changed: {account_id, email, locale}
+"""
+
+ACCOUNT_REGISTERED = "account_registered"
+EMAIL_VERIFICATION_REQUESTED = "email_verification_requested"
+PASSWORD_RESET_REQUESTED = "password_reset_requested"
+PASSWORD_CHANGED = "password_changed"
