@@ -1,0 +1,55 @@
+"""What every route group shares: dependencies and the request helpers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nameko.dependency_providers import Config
+from werkzeug.wrappers import Request
+
+from gateway.auth import Authenticator
+from gateway.rpc import ServiceRpc
+from services.common.context import Caller, ContextWriter
+
+
+def client_ip(request: Request, trusted_proxies: set[str]) -> str | None:
+    """The peer address; behind a trusted proxy, the right-most X-Forwarded-For hop it added."""
+    address = request.remote_addr
+    if address in trusted_proxies:
+        hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+        for hop in reversed(hops):
+            if hop not in trusted_proxies:
+                return hop
+    return address
+
+
+class GatewayBase:
+    config = Config()
+    identity = ServiceRpc("identity")
+    notify = ServiceRpc("notify")
+    authenticator = Authenticator()
+    attach_caller = ContextWriter()
+
+    def client_ip(self, request: Request) -> str | None:
+        trusted = {p.strip() for p in str(self.config.get("TRUSTED_PROXIES") or "").split(",") if p.strip()}
+        return client_ip(request, trusted)
+
+    def anonymous(self, request: Request) -> Caller:
+        """An unauthenticated caller: only the client address travels to the services."""
+        caller = Caller(client_ip=self.client_ip(request))
+        self.attach_caller(caller)
+        return caller
+
+    def authenticate(self, request: Request) -> Caller:
+        """Verify the Bearer token and pass the caller's identity to the services it calls."""
+        verifier = self.authenticator(self.client_ip(request))
+        caller = verifier.caller(request.headers.get("Authorization"), self.identity.jwks)
+        self.attach_caller(caller)
+        return caller
+
+    def public_url(self) -> str:
+        return str(self.config.get("PUBLIC_URL") or "http://localhost:8000").rstrip("/")
+
+    def setting(self, key: str, default: Any) -> Any:
+        value = self.config.get(key)
+        return default if value in (None, "") else value

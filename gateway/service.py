@@ -1,0 +1,16 @@
+"""The gateway: the public HTTP API (/api/v1), the OIDC endpoints, health. It owns no data; each
+route group is a mixin so that the service class stays a list of parts."""
+
+from __future__ import annotations
+
+# The services' exception modules: importing them registers their types, so RPC errors come back
+# as the same classes (with their code and HTTP status) instead of generic RemoteErrors.
+import services.identity.exceptions  # noqa: F401, E402, I001
+from gateway.base import GatewayBase
+from gateway.routes.accounts import AccountRoutes
+from gateway.routes.oidc import OidcRoutes
+from gateway.routes.platform import PlatformRoutes
+
+
+class GatewayService(GatewayBase, AccountRoutes, OidcRoutes, PlatformRoutes):
+    name = "gateway"
