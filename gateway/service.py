@@ -9,8 +9,9 @@ import services.identity.exceptions  # noqa: F401, E402, I001
 from gateway.base import GatewayBase
 from gateway.routes.accounts import AccountRoutes
 from gateway.routes.oidc import OidcRoutes
+from gateway.routes.pages import PageRoutes
 from gateway.routes.platform import PlatformRoutes
 
 
-class GatewayService(GatewayBase, AccountRoutes, OidcRoutes, PlatformRoutes):
+class GatewayService(GatewayBase, AccountRoutes, OidcRoutes, PageRoutes, PlatformRoutes):
     name = "gateway"

@@ -25,7 +25,7 @@ class OidcRoutes:
         return self._forward_oidc(request)
 
     @route(
-        "GET,POST",
+        "GET,POST,OPTIONS",
         "/oidc/<path:endpoint>",
         summary="OpenID Connect provider: authorize, login, token, userinfo, jwks, logout",
         tag="oidc",

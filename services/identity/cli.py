@@ -25,7 +25,9 @@ def create_admin(email: str, password: str, uri: str | None = None) -> tuple[str
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.identity.cli")
     commands = parser.add_subparsers(dest="command", required=True)
-    admin = commands.add_parser("create-admin", help="create a verified platform admin, or promote an account")
+    admin = commands.add_parser(
+        "create-admin", help="create a verified platform admin, or promote an account"
+    )
     admin.add_argument("--email", required=True)
     args = parser.parse_args(argv)
     password = os.environ.get("ADMIN_PASSWORD", "")

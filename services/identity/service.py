@@ -12,7 +12,7 @@ from services.common.context import Caller, CallerProvider
 from services.common.db import Database
 from services.common.health import readiness
 from services.common.messaging import OutboxRelay
-from services.identity import accounts, keys
+from services.identity import accounts, keys, oidc
 from services.identity.models import Account, Base, OutboxEvent
 from services.identity.settings import IdentitySettings
 
@@ -35,6 +35,11 @@ class IdentityService:
     @rpc
     def health(self) -> dict[str, Any]:
         return readiness(self.name, self.db)
+
+    @rpc
+    def echo(self, value: str) -> str:
+        """The benchmark's floor: an RPC that does nothing."""
+        return value
 
     @rpc(expected_exceptions=EXPECTED)
     def register(self, email: str, password: str, locale: str | None = None) -> dict[str, Any]:
@@ -123,6 +128,12 @@ class IdentityService:
         with self.db.transaction() as session:
             account = accounts.account_by_email(session, email)
             return None if account is None else accounts.describe(session, account)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def oidc_http(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The OpenID provider's HTTP endpoints, forwarded as plain data by the gateway (oidc_http.py)."""
+        with self.db.transaction() as session:
+            return oidc.handle_http(session, self.settings, self.config, request)
 
     def _require_account(self) -> str:
         if not self.caller.account_id:

@@ -195,3 +195,31 @@ def test_openapi_health_ready(platform):
     assert client.get("/health").json() == {"status": "ok"}
     ready = client.get("/ready")
     assert ready.status_code == 200 and ready.json()["services"] == {"identity": "ok", "notify": "ok"}
+
+
+def test_emailed_links_open_pages_that_do_not_spend_tokens_on_get(platform):
+    client = platform.client()
+    address = platform.new_email()
+    assert client.post("/api/v1/accounts", json={"email": address, "password": "un mot de passe solide"}).status_code == 201
+    token = link_token(platform.mailbox.wait_for(address)[0])
+    opened = client.get("/account/verify-email", params={"token": token})
+    assert opened.status_code == 200 and "text/html" in opened.headers["Content-Type"]
+    assert 'lang="fr"' in opened.text and "Confirmer mon adresse" in opened.text
+    confirmed = client.post("/account/verify-email", data={"token": token})
+    assert confirmed.status_code == 200 and "est confirmée" in confirmed.text
+    assert client.post("/account/verify-email", data={"token": token}).status_code == 400
+
+    assert client.post("/api/v1/password/forgot", json={"email": address}).status_code == 202
+    reset_token = link_token(platform.mailbox.wait_for(address, count=2)[-1])
+    form = client.get("/account/reset-password", params={"token": reset_token})
+    assert 'autocomplete="new-password"' in form.text
+    mismatch = client.post("/account/reset-password", data={"token": reset_token, "password": "une phrase neuve", "confirm": "autre"})
+    assert mismatch.status_code == 400
+    changed = client.post(
+        "/account/reset-password",
+        data={"token": reset_token, "password": "une phrase neuve", "confirm": "une phrase neuve"},
+    )
+    assert changed.status_code == 200, changed.text
+    platform.login(client, address, "une phrase neuve")
+    hostile = client.get("/account/verify-email", params={"token": '"><script>alert(1)</script>'})
+    assert "<script>alert(1)" not in hostile.text
