@@ -159,9 +159,7 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
     backend = "PostgreSQL" if uris["identity"].startswith("postgresql") else "SQLite"
-    print(
-        f"\ngateway benchmark: {args.seconds:.0f}s per endpoint, {args.concurrency} clients, {backend}"
-    )
+    print(f"\ngateway benchmark: {args.seconds:.0f}s per endpoint, {args.concurrency} clients, {backend}")
     print(f"{'endpoint':<26}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
     for name, r in results.items():
         print(f"{name:<26}{r['rps']:>9.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['errors']:>8.0f}")

@@ -1,7 +1,10 @@
 """Test harness. Integration and e2e tests use the machine's real PostgreSQL and RabbitMQ: each test
 session gets its own RabbitMQ vhost and its own PostgreSQL databases, dropped at the end."""
 
-import eventlet
+import warnings
+
+warnings.filterwarnings("ignore", category=DeprecationWarning, module="eventlet")
+import eventlet  # noqa: E402
 
 eventlet.monkey_patch()  # before anything imports socket/threading (nameko's plugin no longer does)
 
@@ -27,19 +30,35 @@ def _rabbitmqctl(*args):
     subprocess.run([exe, "-q", *args], check=True, capture_output=True, timeout=60)
 
 
-@pytest.fixture(scope="session")
-def rabbit_vhost():
-    """A fresh RabbitMQ vhost for this test session (exchanges and queues never leak between runs)."""
-    vhost = f"test-{uuid.uuid4().hex[:10]}"
-    _rabbitmqctl("add_vhost", vhost)
-    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    yield vhost
-    _rabbitmqctl("delete_vhost", vhost)
+class RabbitVhosts:
+    """Fresh RabbitMQ vhosts, deleted at the end: exchanges and queues never leak between runs, and
+    long-lived consumers (the e2e platform's processes) never compete with another test's."""
+
+    def __init__(self):
+        self.created = []
+
+    def amqp_uri(self, label):
+        vhost = f"test-{label}-{uuid.uuid4().hex[:8]}"
+        _rabbitmqctl("add_vhost", vhost)
+        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        self.created.append(vhost)
+        return f"{AMQP_BASE}/{vhost}"
+
+    def delete_all(self):
+        for vhost in self.created:
+            _rabbitmqctl("delete_vhost", vhost)
 
 
 @pytest.fixture(scope="session")
-def amqp_uri(rabbit_vhost):
-    return f"{AMQP_BASE}/{rabbit_vhost}"
+def rabbit_vhosts():
+    vhosts = RabbitVhosts()
+    yield vhosts
+    vhosts.delete_all()
+
+
+@pytest.fixture(scope="session")
+def amqp_uri(rabbit_vhosts):
+    return rabbit_vhosts.amqp_uri("shared")
 
 
 class PgDatabases:

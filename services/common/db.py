@@ -50,7 +50,10 @@ def get_engine(uri: str, pool_size: int = 10) -> Engine:
     """The process-wide engine for `uri` (cached: workers and relays share one pool)."""
     if uri.startswith("sqlite"):
         engine = create_engine(
-            uri, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
+            uri,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_pre_ping=True,
+            hide_parameters=True,  # errors must not quote emails or tokens into the logs
         )
 
         @event.listens_for(engine, "connect")
@@ -63,7 +66,12 @@ def get_engine(uri: str, pool_size: int = 10) -> Engine:
 
         return engine
     return create_engine(
-        uri, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
+        uri,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        hide_parameters=True,  # errors must not quote emails or tokens into the logs
     )
 
 
@@ -72,6 +80,11 @@ def db_uri(config: dict[str, Any], service_name: str) -> str:
         return config[DB_URIS_KEY][service_name]
     except KeyError as exc:
         raise RuntimeError(f"config has no {DB_URIS_KEY}.{service_name}") from exc
+
+
+def service_engine(config: dict[str, Any], service_name: str) -> Engine:
+    """The engine of this service's database, its pool sized for the worker count."""
+    return get_engine(db_uri(config, service_name), pool_size=int(config.get("max_workers", 10)))
 
 
 def ping(engine: Engine) -> None:
@@ -116,9 +129,7 @@ class Database(DependencyProvider):
         self._workers: dict[Any, WorkerDb] = {}
 
     def setup(self) -> None:
-        uri = db_uri(self.container.config, self.container.service_name)
-        pool = int(self.container.config.get("max_workers", 10))
-        engine = get_engine(uri, pool_size=pool)
+        engine = service_engine(self.container.config, self.container.service_name)
         self.factory = sessionmaker(bind=engine, expire_on_commit=False)
 
     def get_dependency(self, worker_ctx: Any) -> WorkerDb:

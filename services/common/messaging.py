@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from services.common import clock
-from services.common.db import UtcDateTime, db_uri, get_engine, new_id
+from services.common.db import UtcDateTime, new_id, service_engine
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class OutboxRelay(DependencyProvider):
         self.exchange = get_event_exchange(self.container.service_name, config)
         self.publisher = Publisher(config[AMQP_URI_CONFIG_KEY], declare=[self.exchange])
         self.poll_seconds = float(config.get("OUTBOX_POLL_SECONDS", 1.0))
-        self.engine = get_engine(db_uri(config, self.container.service_name))
+        self.engine = service_engine(config, self.container.service_name)
         self.factory = sessionmaker(bind=self.engine, expire_on_commit=False)
         if not event.contains(Session, "after_commit", self._after_commit):
             event.listen(Session, "after_commit", self._after_commit)
@@ -119,7 +119,11 @@ class OutboxRelay(DependencyProvider):
         self.stop()
 
     def _after_commit(self, session: Session) -> None:
-        if session.info.pop(_PENDING_FLAG, False) and session.bind is self.engine:
+        if (
+            session.info.pop(_PENDING_FLAG, False)
+            and session.bind is not None
+            and session.bind.url == self.engine.url
+        ):
             self._wake()
 
     def _wake(self) -> None:

@@ -114,7 +114,7 @@ class Platform:
 
 
 @pytest.fixture(scope="session")
-def platform_env(pg_databases, amqp_uri, tmp_path_factory):
+def platform_env(pg_databases, rabbit_vhosts, tmp_path_factory):
     mail_dir = tmp_path_factory.mktemp("mail")
     identity_uri = pg_databases.create("e2e_identity")
     notify_uri = pg_databases.create("e2e_notify")
@@ -122,7 +122,7 @@ def platform_env(pg_databases, amqp_uri, tmp_path_factory):
     upgrade("notify", notify_uri)
     port = free_port()
     return {
-        "AMQP_URI": amqp_uri,
+        "AMQP_URI": rabbit_vhosts.amqp_uri("e2e"),
         "IDENTITY_DB_URI": identity_uri,
         "NOTIFY_DB_URI": notify_uri,
         "MAIL_DIR": str(mail_dir),

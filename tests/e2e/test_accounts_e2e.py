@@ -200,7 +200,12 @@ def test_openapi_health_ready(platform):
 def test_emailed_links_open_pages_that_do_not_spend_tokens_on_get(platform):
     client = platform.client()
     address = platform.new_email()
-    assert client.post("/api/v1/accounts", json={"email": address, "password": "un mot de passe solide"}).status_code == 201
+    assert (
+        client.post(
+            "/api/v1/accounts", json={"email": address, "password": "un mot de passe solide"}
+        ).status_code
+        == 201
+    )
     token = link_token(platform.mailbox.wait_for(address)[0])
     opened = client.get("/account/verify-email", params={"token": token})
     assert opened.status_code == 200 and "text/html" in opened.headers["Content-Type"]
@@ -213,7 +218,10 @@ def test_emailed_links_open_pages_that_do_not_spend_tokens_on_get(platform):
     reset_token = link_token(platform.mailbox.wait_for(address, count=2)[-1])
     form = client.get("/account/reset-password", params={"token": reset_token})
     assert 'autocomplete="new-password"' in form.text
-    mismatch = client.post("/account/reset-password", data={"token": reset_token, "password": "une phrase neuve", "confirm": "autre"})
+    mismatch = client.post(
+        "/account/reset-password",
+        data={"token": reset_token, "password": "une phrase neuve", "confirm": "autre"},
+    )
     assert mismatch.status_code == 400
     changed = client.post(
         "/account/reset-password",

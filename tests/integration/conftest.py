@@ -18,3 +18,84 @@ def identity_config(amqp_uri, identity_db_uri):
         "PUBLIC_URL": "http://portal.test",
         "OUTBOX_POLL_SECONDS": 0.2,
     }
+
+
+# ---------------------------------------------------------------- notify
+
+
+@pytest.fixture(scope="session")
+def notify_db_uri(pg_databases):
+    uri = pg_databases.create("notify")
+    upgrade("notify", uri)
+    return uri
+
+
+@pytest.fixture(scope="session")
+def notify_amqp_uri(rabbit_vhosts):
+    """A vhost of notify's own, so no other notify consumer competes for its durable queues."""
+    return rabbit_vhosts.amqp_uri("notify")
+
+
+@pytest.fixture
+def notify_config(notify_amqp_uri, notify_db_uri, tmp_path):
+    """Emails as files in a fresh folder; fast polling and a short retry schedule."""
+    return {
+        "AMQP_URI": notify_amqp_uri,
+        "DB_URIS": {"notify": notify_db_uri},
+        "MAIL_DIR": str(tmp_path / "mail"),
+        "SMTP_URL": "",
+        "MAIL_FROM": "Portail Famille <no-reply@portail.test>",
+        "NOTIFY_POLL_SECONDS": 0.1,
+        "OUTBOX_POLL_SECONDS": 0.1,
+        "NOTIFY_MAX_ATTEMPTS": 10,
+        "NOTIFY_RETRY_BASE_SECONDS": 0.2,
+        "NOTIFY_RETRY_MAX_SECONDS": 0.4,
+        "NOTIFY_CLAIM_SECONDS": 30,
+        "NOTIFY_REQUEUE_DELAY_SECONDS": 0.1,
+    }
+
+
+class SmtpRecorder:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps every message it accepts."""
+
+    def __init__(self):
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.received = []
+        self._controller = None
+
+    @property
+    def url(self):
+        return f"smtp://127.0.0.1:{self.port}?timeout=5"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.received.append(envelope)
+        return "250 Message accepted"
+
+    def start(self):
+        from aiosmtpd.controller import Controller
+
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    def stop(self):
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def messages(self):
+        import email
+        from email import policy
+
+        return [email.message_from_bytes(e.original_content, policy=policy.default) for e in self.received]
+
+
+@pytest.fixture
+def smtp_recorder():
+    """Not started: call `.start()` (a test may want the server down at first)."""
+    recorder = SmtpRecorder()
+    yield recorder
+    recorder.stop()

@@ -1,0 +1,84 @@
+"""Email templates (Jinja2 files under templates/<locale>/): subject, plain text and HTML per kind.
+
+French first; English when the recipient's locale is English. A missing variable is an error
+(StrictUndefined), never an empty hole in an email; HTML is autoescaped, text is not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+DEFAULT_LOCALE = "fr"
+LOCALES = ("fr", "en")
+DISPLAY_TIME_ZONE = "Europe/Paris"
+
+_EN_MONTHS = ("January February March April May June July August September October November December").split()
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+def pick_locale(locale: str | None) -> str:
+    """`en`, `en-GB`, `en_US` give English; anything else (or nothing) gives French."""
+    return "en" if str(locale or "").strip().lower()[:2] == "en" else DEFAULT_LOCALE
+
+
+def _display_zone() -> dt.tzinfo:
+    try:
+        return ZoneInfo(DISPLAY_TIME_ZONE)
+    except ZoneInfoNotFoundError:  # no tz database on this machine: say UTC rather than lie
+        return dt.UTC
+
+
+def local_datetime(moment: dt.datetime, lang: str) -> str:
+    """A deadline as parents read it, in Paris time: `12/01/2026 à 14h30` / `12 January 2026, 14:30`."""
+    zone = _display_zone()
+    local = moment.astimezone(zone)
+    suffix = "" if zone is not dt.UTC else " UTC"
+    if lang == "en":
+        return f"{local.day} {_EN_MONTHS[local.month - 1]} {local.year}, {local:%H:%M}{suffix}"
+    return f"{local:%d/%m/%Y} à {local:%H}h{local:%M}{suffix}"
+
+
+@functools.cache
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["local_datetime"] = local_datetime
+    return env
+
+
+def render(kind: str, locale: str | None, context: dict[str, Any]) -> Rendered:
+    """Render the three parts of one email of `kind` in the recipient's language."""
+    lang = pick_locale(locale)
+    env = environment()
+    values = {**context, "lang": lang}
+    subject = env.get_template(f"{lang}/{kind}.subject.txt").render(values)
+    return Rendered(
+        subject=" ".join(subject.split()),  # one line: no header folding surprises, no injection
+        text=env.get_template(f"{lang}/{kind}.txt").render(values),
+        html=env.get_template(f"{lang}/{kind}.html").render(values),
+    )
+
+
+def available_kinds(lang: str = DEFAULT_LOCALE) -> list[str]:
+    """The kinds that have a subject template for `lang`."""
+    return sorted(p.name.removesuffix(".subject.txt") for p in (TEMPLATES_DIR / lang).glob("*.subject.txt"))

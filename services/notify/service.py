@@ -1,0 +1,69 @@
+"""The notify nameko service: entrypoints only. Emails are queued by inbound.py and delivery.py,
+sent by sender.py through transports.py, worded by templates/ (rendering.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nameko.dependency_providers import Config
+from nameko.events import event_handler
+from nameko.rpc import rpc
+
+from services.common import errors
+from services.common.context import Caller, CallerProvider
+from services.common.db import Database
+from services.common.health import readiness
+from services.common.messaging import OutboxRelay
+from services.notify import events, inbound
+from services.notify.models import Base, OutboxEvent
+from services.notify.sender import MailSender
+from services.notify.settings import NotifySettings
+
+EXPECTED = (errors.ServiceError,)
+
+
+class NotifyService:
+    name = "notify"
+
+    db = Database(Base)
+    outbox = OutboxRelay(OutboxEvent)
+    sender: MailSender = MailSender()
+    caller: Caller = CallerProvider()
+
+    config = Config()
+
+    @property
+    def settings(self) -> NotifySettings:
+        return NotifySettings.from_config(self.config)
+
+    @event_handler(events.IDENTITY, events.EMAIL_VERIFICATION_REQUESTED, requeue_on_error=True)
+    def on_email_verification_requested(self, payload: dict[str, Any]) -> None:
+        inbound.handle_event(self.db, self.settings, events.EMAIL_VERIFICATION_REQUESTED, payload)
+
+    @event_handler(events.IDENTITY, events.PASSWORD_RESET_REQUESTED, requeue_on_error=True)
+    def on_password_reset_requested(self, payload: dict[str, Any]) -> None:
+        inbound.handle_event(self.db, self.settings, events.PASSWORD_RESET_REQUESTED, payload)
+
+    @event_handler(events.IDENTITY, events.PASSWORD_CHANGED, requeue_on_error=True)
+    def on_password_changed(self, payload: dict[str, Any]) -> None:
+        inbound.handle_event(self.db, self.settings, events.PASSWORD_CHANGED, payload)
+
+    @rpc
+    def health(self) -> dict[str, Any]:
+        return {**readiness(self.name, self.db), "transport": self.sender.transport.name}
+
+    @rpc(expected_exceptions=EXPECTED)
+    def send_test(self, to: str, locale: str = "fr") -> dict[str, Any]:
+        """Queue a test email (admins; internal callers without an account too)."""
+        self._require_admin_or_internal()
+        return inbound.queue_test(self.db, to, locale)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def message_status(self, source_event_id: str) -> dict[str, Any] | None:
+        """Delivery state of the email an event produced (no address, no body), or None."""
+        self._require_admin_or_internal()
+        return inbound.status_of(self.db, source_event_id)
+
+    def _require_admin_or_internal(self) -> None:
+        if self.caller.account_id is not None and not self.caller.is_admin:
+            raise errors.Forbidden()
