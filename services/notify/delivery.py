@@ -234,7 +234,8 @@ def build_email(message: OutgoingMessage | Claim, settings: NotifySettings) -> E
     email["Date"] = format_datetime(message.created_at.astimezone(dt.UTC))
     email["Message-ID"] = message_id_header(message.id, settings)
     email["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies please
-    email.set_content(message.text_body)
+    # 8bit text: the link stays on one line, readable and copyable from the raw file or a terminal
+    email.set_content(message.text_body, cte="8bit")
     email.add_alternative(message.html_body, subtype="html")
     email["Content-Language"] = message.locale  # after the bodies: set_content drops Content-* headers
     return email

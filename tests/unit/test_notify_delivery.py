@@ -157,6 +157,8 @@ def test_built_email_is_parseable_multipart_with_all_headers(settings):
     link = next(word for word in text.split() if word.startswith("https://"))
     assert parse_qs(urlsplit(link).query)["token"] == [payload["token"]]
     assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
+    # the raw file shows the link whole (8bit text part): grep and copy-paste work on it
+    assert payload["link"].encode() in raw
 
 
 def test_non_ascii_subject_is_encoded(settings):
