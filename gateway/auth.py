@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from joserfc.jwk import KeySet
 from joserfc.jws import extract_compact
 from nameko.extensions import DependencyProvider
 
@@ -40,7 +41,7 @@ def token_kid(token: str) -> str | None:
 
 class JwksCache:
     def __init__(self) -> None:
-        self.jwks: dict[str, Any] = {"keys": []}
+        self.key_set = KeySet([])
         self.kids: set[str] = set()
         self.fetched_at = 0.0
 
@@ -49,8 +50,9 @@ class JwksCache:
             return
         if time.monotonic() - self.fetched_at < JWKS_REFRESH_MIN_SECONDS and self.kids:
             return  # an unknown kid does not let callers hammer identity
-        self.jwks = fetch()
-        self.kids = {key.get("kid") for key in self.jwks.get("keys", [])}
+        jwks = fetch()
+        self.key_set = KeySet.import_key_set(jwks)  # parsed once, not per request
+        self.kids = {key.get("kid") for key in jwks.get("keys", [])}
         self.fetched_at = time.monotonic()
 
 
@@ -65,7 +67,7 @@ class TokenVerifier:
         token = bearer_token(authorization)
         self._cache.ensure(token_kid(token), fetch_jwks)
         try:
-            claims = verify(token, self._cache.jwks, self._issuer, self._audience)
+            claims = verify(token, self._cache.key_set, self._issuer, self._audience)
         except TokenInvalid:
             raise InvalidAccessToken() from None
         return Caller(

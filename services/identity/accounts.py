@@ -347,6 +347,21 @@ def active_session(session: Session, session_id: str | None, account_id: str) ->
     return login_session
 
 
+def whoami(session: Session, session_id: str | None, account_id: str) -> dict[str, Any]:
+    """The account behind an access token, if its session is still active: one query for both
+    (this is on every `/me`), one for the roles."""
+    row = None
+    if session_id:
+        row = session.execute(
+            select(Account, LoginSession)
+            .join(LoginSession, LoginSession.account_id == Account.id)
+            .where(LoginSession.id == session_id, Account.id == account_id)
+        ).first()
+    if row is None or row.LoginSession.revoked_at is not None or row.LoginSession.expires_at <= clock.now():
+        raise SessionRevoked()
+    return describe(session, row.Account)
+
+
 # --- password reset --------------------------------------------------------------------------
 
 

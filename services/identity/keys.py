@@ -56,10 +56,12 @@ class TokenInvalid(Exception):
     pass
 
 
-def verify(token: str, jwks: dict[str, Any], issuer: str, audience: str) -> dict[str, Any]:
-    """Claims of a valid, unexpired token signed by one of `jwks`; raises TokenInvalid otherwise."""
+def verify(token: str, jwks: dict[str, Any] | KeySet, issuer: str, audience: str) -> dict[str, Any]:
+    """Claims of a valid, unexpired token signed by one of `jwks` (a JWKS dict, or a KeySet already
+    imported, which hot paths cache); raises TokenInvalid otherwise."""
+    key_set = jwks if isinstance(jwks, KeySet) else KeySet.import_key_set(jwks)
     try:
-        decoded = jwt.decode(token, KeySet.import_key_set(jwks), algorithms=[ALGORITHM])
+        decoded = jwt.decode(token, key_set, algorithms=[ALGORITHM])
         registry = jwt.JWTClaimsRegistry(
             now=int(clock.now().timestamp()),
             leeway=30,

@@ -13,7 +13,7 @@ from services.common.db import Database
 from services.common.health import readiness
 from services.common.messaging import OutboxRelay
 from services.identity import accounts, keys, oidc
-from services.identity.models import Account, Base, OutboxEvent
+from services.identity.models import Base, OutboxEvent
 from services.identity.settings import IdentitySettings
 
 EXPECTED = (errors.ServiceError,)
@@ -95,11 +95,7 @@ class IdentityService:
         """The calling account, if its session is still active (logout takes effect at once)."""
         account_id = self._require_account()
         with self.db.transaction() as session:
-            accounts.active_session(session, self.caller.session_id, account_id)
-            account = session.get(Account, account_id)
-            if account is None:
-                raise errors.Unauthenticated()
-            return accounts.describe(session, account)
+            return accounts.whoami(session, self.caller.session_id, account_id)
 
     @rpc
     def jwks(self) -> dict[str, Any]:
