@@ -165,9 +165,20 @@ def _consume_email_token(session: Session, token: str, purpose: str) -> EmailTok
 def verify_email(session: Session, token: str) -> Account:
     row = _consume_email_token(session, token, "verify")
     account = session.get(Account, row.account_id)
-    if account.email_verified_at is None:
-        account.email_verified_at = clock.now()
+    _mark_verified(session, account)
     return account
+
+
+def _mark_verified(session: Session, account: Account) -> None:
+    if account.email_verified_at is not None:
+        return
+    account.email_verified_at = clock.now()
+    record_event(
+        session,
+        OutboxEvent,
+        events.ACCOUNT_VERIFIED,
+        {"account_id": account.id, "email": account.email, "locale": account.locale},
+    )
 
 
 # --- login, tokens, sessions -----------------------------------------------------------------
@@ -388,8 +399,7 @@ def reset_password(session: Session, token: str, password: str) -> Account:
     now = clock.now()
     account.password_hash = passwords.hash_password(password)
     account.password_changed_at = now
-    if account.email_verified_at is None:  # they proved they read this mailbox
-        account.email_verified_at = now
+    _mark_verified(session, account)  # they proved they read this mailbox
     revoke_all_sessions(session, account.id, "password_reset")
     throttle.record_success(session, account.email_normalized)
     record_event(
@@ -459,11 +469,9 @@ def create_admin(session: Session, email: str, password: str) -> tuple[Account, 
             locale="fr",
             created_at=now,
             password_changed_at=now,
-            email_verified_at=now,
         )
         session.add(account)
         session.flush()
-    elif account.email_verified_at is None:
-        account.email_verified_at = clock.now()
+    _mark_verified(session, account)
     grant_role(session, account.id, "admin", "", None)
     return account, created

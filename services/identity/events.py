@@ -4,9 +4,12 @@
 - email_verification_requested: {account_id, email, locale, token, expires_at, link}
 - password_reset_requested: {account_id, email, locale, token, expires_at, link}
 - password_changed: {account_id, email, locale}
+- account_verified: {account_id, email, locale} (the email is proven: communes grants pending
+  agent invitations on it)
 """
 
 ACCOUNT_REGISTERED = "account_registered"
 EMAIL_VERIFICATION_REQUESTED = "email_verification_requested"
 PASSWORD_RESET_REQUESTED = "password_reset_requested"
 PASSWORD_CHANGED = "password_changed"
+ACCOUNT_VERIFIED = "account_verified"
