@@ -8,8 +8,8 @@ from nameko.dependency_providers import Config
 from werkzeug.wrappers import Request
 
 from gateway.auth import Authenticator
-from gateway.rpc import ServiceRpc
 from services.common.context import Caller, ContextWriter
+from services.common.rpc import ServiceRpc
 
 
 def client_ip(request: Request, trusted_proxies: set[str]) -> str | None:

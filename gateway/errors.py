@@ -33,18 +33,6 @@ class PayloadTooLarge(ServiceError):
     default_message = "Le corps de la requête est trop volumineux."
 
 
-class ServiceUnavailable(ServiceError):
-    code = "SERVICE_UNAVAILABLE"
-    status = 503
-    default_message = "Service momentanément indisponible. Réessayez dans quelques instants."
-
-
-class ServiceTimeout(ServiceError):
-    code = "SERVICE_TIMEOUT"
-    status = 504
-    default_message = "Le service n'a pas répondu à temps. Réessayez dans quelques instants."
-
-
 _HTTP_CODES = {
     404: ("NOT_FOUND", "Cette adresse n'existe pas."),
     405: ("METHOD_NOT_ALLOWED", "Méthode non autorisée pour cette adresse."),

@@ -62,3 +62,15 @@ class Conflict(ServiceError):
     code = "CONFLICT"
     status = 409
     default_message = "Conflit avec l'état actuel."
+
+
+class ServiceUnavailable(ServiceError):
+    code = "SERVICE_UNAVAILABLE"
+    status = 503
+    default_message = "Service momentanément indisponible. Réessayez dans quelques instants."
+
+
+class ServiceTimeout(ServiceError):
+    code = "SERVICE_TIMEOUT"
+    status = 504
+    default_message = "Le service n'a pas répondu à temps. Réessayez dans quelques instants."

@@ -1,6 +1,7 @@
-"""RPC with a deadline. nameko's RpcProxy waits forever; here every call has a timeout (a dead
-service gives 503/504, never a hung request) and its message an expiration, so a request that
-timed out is not executed later by a service that comes back."""
+"""RPC with a deadline, for the gateway and for services calling each other. nameko's RpcProxy
+waits forever; here every call has a timeout (a dead service gives 503/504, never a hung request)
+and its message an expiration, so a request that timed out is not executed later by a service that
+comes back."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import eventlet
 from nameko.exceptions import UnknownService
 from nameko.rpc import RpcProxy
 
-from gateway.errors import ServiceTimeout, ServiceUnavailable
+from services.common.errors import ServiceTimeout, ServiceUnavailable
 
 DEFAULT_TIMEOUT = 5.0
 
