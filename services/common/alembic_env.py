@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 
 from services.common.db import get_engine
 
@@ -19,5 +19,8 @@ def run_migrations(metadata: MetaData) -> None:
             compare_type=True,
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # replicas starting together: one migrates, the others wait and then find it done
+                connection.execute(text("SELECT pg_advisory_xact_lock(724301)"))
             context.run_migrations()
         connection.commit()

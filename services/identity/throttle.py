@@ -8,6 +8,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.common import clock
@@ -54,11 +55,8 @@ def record_failure(session: Session, keys: list[tuple[str, ThrottlePolicy]]) -> 
     now = clock.now()
     longest = 0.0
     for key, policy in keys:
-        row = session.get(LoginThrottle, key, with_for_update=True)
-        if row is None:
-            row = LoginThrottle(key=key, failures=0, last_failure_at=now)
-            session.add(row)
-        elif now - row.last_failure_at > policy.forget_after:
+        row = _locked_row(session, key, now)
+        if now - row.last_failure_at > policy.forget_after:
             row.failures = 0
         row.failures += 1
         row.last_failure_at = now
@@ -66,6 +64,20 @@ def record_failure(session: Session, keys: list[tuple[str, ThrottlePolicy]]) -> 
         row.locked_until = now + dt.timedelta(seconds=delay) if delay else None
         longest = max(longest, delay)
     return math.ceil(longest)
+
+
+def _locked_row(session: Session, key: str, now: dt.datetime) -> LoginThrottle:
+    """The key's row, locked; created first if needed (two first failures may race: one insert
+    wins, the other reads the winner's row)."""
+    row = session.get(LoginThrottle, key, with_for_update=True)
+    if row is not None:
+        return row
+    try:
+        with session.begin_nested():
+            session.add(LoginThrottle(key=key, failures=0, last_failure_at=now))
+    except IntegrityError:
+        pass
+    return session.get(LoginThrottle, key, with_for_update=True, populate_existing=True)
 
 
 def record_success(session: Session, email_normalized: str) -> None:
