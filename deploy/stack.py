@@ -19,9 +19,10 @@ from services.common.config import REPO_ROOT
 SERVICES = {
     "identity": ("services/identity/config.yml", "services.identity.service:IdentityService"),
     "notify": ("services/notify/config.yml", "services.notify.service:NotifyService"),
+    "communes": ("services/communes/config.yml", "services.communes.service:CommunesService"),
     "gateway": ("gateway/config.yml", "gateway.service:GatewayService"),
 }
-BACKEND_ORDER = ("identity", "notify")
+BACKEND_ORDER = ("identity", "notify", "communes")
 
 
 def nameko_command(service: str) -> list[str]:

@@ -27,6 +27,7 @@ class GatewayBase:
     config = Config()
     identity = ServiceRpc("identity")
     notify = ServiceRpc("notify")
+    communes = ServiceRpc("communes")
     authenticator = Authenticator()
     attach_caller = ContextWriter()
 

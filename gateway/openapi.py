@@ -85,6 +85,11 @@ def _field_schema(field: fields.Field) -> dict[str, Any]:
     for validator in field.validators:
         if isinstance(validator, validate.OneOf):
             schema["enum"] = list(validator.choices)
+        if isinstance(validator, validate.Range):
+            if validator.min is not None:
+                schema["minimum"] = validator.min
+            if validator.max is not None:
+                schema["maximum"] = validator.max
         if isinstance(validator, validate.Length):
             if validator.min is not None:
                 schema["minLength"] = validator.min

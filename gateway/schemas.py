@@ -42,6 +42,10 @@ def length(min: int | None = None, max: int | None = None) -> validate.Length:  
     return validate.Length(min=min, max=max, error=error)
 
 
+def value_range(min: int, max: int) -> validate.Range:  # noqa: A002
+    return validate.Range(min=min, max=max, error=f"Valeur attendue entre {min} et {max}.")
+
+
 def one_of(choices: list[str]) -> validate.OneOf:
     return validate.OneOf(choices, error="Valeur attendue parmi : " + ", ".join(choices) + ".")
 
@@ -105,3 +109,47 @@ def load_body(request: Request, schema: type[Schema]) -> dict[str, Any]:
             "Certains champs sont invalides : " + ", ".join(sorted(map(str, exc.messages))) + ".",
             {"fields": exc.messages},
         ) from None
+
+
+class CommuneBody(_Body):
+    name = fields.String(required=True, validate=length(min=1, max=200))
+    insee_code = fields.String(required=True, validate=length(min=5, max=5))
+    timezone = fields.String(load_default=None, allow_none=True, validate=length(min=1, max=64))
+    contact_email = fields.Email(load_default=None, allow_none=True, validate=length(max=254))
+    code_ttl_days = fields.Integer(
+        load_default=None, allow_none=True, strict=True, validate=value_range(1, 365)
+    )
+
+
+class AgentBody(_Body):
+    email = fields.Email(required=True, validate=length(max=254))
+
+
+class FamilyBody(_Body):
+    reference = fields.String(required=True, validate=length(min=1, max=50))
+    name = fields.String(required=True, validate=length(min=1, max=200))
+    email = fields.Email(required=True, validate=length(max=254))
+    quotient_familial = fields.Integer(
+        load_default=None, allow_none=True, strict=True, validate=value_range(0, 100_000)
+    )
+    address = fields.String(load_default=None, allow_none=True, validate=length(max=500))
+
+
+class FamilyPatchBody(_Body):
+    reference = fields.String(validate=length(min=1, max=50))
+    name = fields.String(validate=length(min=1, max=200))
+    email = fields.Email(validate=length(max=254))
+    quotient_familial = fields.Integer(allow_none=True, strict=True, validate=value_range(0, 100_000))
+    address = fields.String(allow_none=True, validate=length(max=500))
+
+
+class ChildBody(_Body):
+    first_name = fields.String(required=True, validate=length(min=1, max=100))
+    last_name = fields.String(required=True, validate=length(min=1, max=100))
+    birth_date = fields.Date(required=True)
+    school = fields.String(load_default=None, allow_none=True, validate=length(max=200))
+    class_name = fields.String(load_default=None, allow_none=True, validate=length(max=50))
+
+
+class AdhesionBody(_Body):
+    code = fields.String(required=True, validate=length(min=1, max=40))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import eventlet
 from werkzeug.wrappers import Request, Response
 
 from gateway.errors import json_response
@@ -159,9 +160,17 @@ class AccountRoutes:
                 "locale": {"type": "string"},
                 "roles": {"type": "array", "items": {"type": "string"}},
                 "agent_communes": {"type": "array", "items": {"type": "string"}},
+                "communes": {"type": "array", "items": {"type": "object"}},
             },
         },
     )
     def me(self, request: Request) -> Response:
         self.authenticate(request)
-        return json_response(200, self.identity.whoami())
+        memberships = eventlet.spawn(self.communes.list_memberships)  # both RPCs at once
+        try:
+            account = self.identity.whoami()
+        except BaseException:
+            memberships.kill()
+            raise
+        account["communes"] = memberships.wait()
+        return json_response(200, account)

@@ -24,7 +24,9 @@ class PlatformRoutes:
         responses={200: "Ready", 503: "Not ready (per-service detail)"},
     )
     def ready(self, request: Request) -> Response:
-        services = [s.strip() for s in str(self.setting("READY_SERVICES", "identity,notify")).split(",") if s]
+        services = [
+            s.strip() for s in str(self.setting("READY_SERVICES", "identity,notify,communes")).split(",") if s
+        ]
         pool = eventlet.GreenPool()
         results = dict(zip(services, pool.imap(self._check_service, services), strict=True))
         ok = all(status == "ok" for status in results.values())
@@ -33,7 +35,7 @@ class PlatformRoutes:
         )
 
     def _check_service(self, service: str) -> str:
-        proxy = {"identity": self.identity, "notify": self.notify}.get(service)
+        proxy = {"identity": self.identity, "notify": self.notify, "communes": self.communes}.get(service)
         if proxy is None:
             return "unknown"
         try:
@@ -46,6 +48,22 @@ class PlatformRoutes:
             return exc.code.lower()
         except Exception:  # noqa: BLE001 - readiness reports, it does not raise
             return "error"
+
+    @route(
+        "GET",
+        "/api/v1/source",
+        summary="Where to get this software's source (AGPL-3.0-or-later §13)",
+        tag="platform",
+    )
+    def source(self, request: Request) -> Response:
+        return json_response(
+            200,
+            {
+                "licence": "AGPL-3.0-or-later",
+                "source": self.setting("SOURCE_URL", None),
+                "message": "Ce logiciel est libre : son code source est disponible à cette adresse.",
+            },
+        )
 
     @route("GET", "/api/v1/openapi.json", summary="This document", tag="platform")
     def openapi(self, request: Request) -> Response:

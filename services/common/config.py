@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
+from nameko.cli.main import IMPLICIT_ENV_VAR_MATCHER, env_var_constructor
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+class _EnvLoader(yaml.SafeLoader):
+    """nameko's `${VAR:default}` rules on a private loader: `nameko run` patches yaml.SafeLoader
+    for the whole process, which would change what every other yaml.safe_load in it returns."""
+
+
+_EnvLoader.add_constructor("!env_var", env_var_constructor)
+_EnvLoader.add_constructor("!raw_env_var", partial(env_var_constructor, raw=True))
+_EnvLoader.add_implicit_resolver("!env_var", IMPLICIT_ENV_VAR_MATCHER, None)
+
+
 def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load a nameko config.yml, expanding `${VAR:default}` exactly as `nameko run` does."""
-    from nameko.cli.main import setup_yaml_parser
-
-    setup_yaml_parser()
     with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle) or {}
+        return yaml.load(handle, Loader=_EnvLoader) or {}  # noqa: S506 - a SafeLoader subclass
 
 
 def service_config(service: str) -> dict[str, Any]:

@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -35,7 +39,7 @@ from services.notify.models import (
     ProcessedEvent,
 )
 from services.notify.rendering import pick_locale, render
-from services.notify.settings import NotifySettings
+from services.notify.settings import DEFAULT_PUBLIC_URL, NotifySettings
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +51,20 @@ VERIFY_EMAIL = "verify_email"
 RESET_PASSWORD = "reset_password"  # noqa: S105 - a kind of email, not a secret
 PASSWORD_CHANGED = "password_changed"  # noqa: S105
 TEST = "test"
+ADHESION_CODE = "adhesion_code"
+AGENT_INVITATION = "agent_invitation"
 
-# event type (from identity) -> kind of email, and whether its payload carries a link
-KIND_OF_EVENT: dict[str, tuple[str, bool]] = {
-    events.EMAIL_VERIFICATION_REQUESTED: (VERIFY_EMAIL, True),
-    events.PASSWORD_RESET_REQUESTED: (RESET_PASSWORD, True),
-    events.PASSWORD_CHANGED: (PASSWORD_CHANGED, False),
+# event type (from identity or communes) -> kind of email; _CONTEXT_OF_KIND reads the rest of the payload
+KIND_OF_EVENT: dict[str, str] = {
+    events.EMAIL_VERIFICATION_REQUESTED: VERIFY_EMAIL,
+    events.PASSWORD_RESET_REQUESTED: RESET_PASSWORD,
+    events.PASSWORD_CHANGED: PASSWORD_CHANGED,
+    events.ADHESION_CODE_ISSUED: ADHESION_CODE,
+    events.AGENT_INVITED: AGENT_INVITATION,
 }
+
+# an adhesion code as communes displays it: three groups of four capitals or digits
+ADHESION_CODE_FORMAT = re.compile(r"[A-Z0-9]{4}(?:-[A-Z0-9]{4}){2}")
 
 
 class InvalidPayload(ValueError):
@@ -123,6 +134,78 @@ def _parse_expiry(payload: dict[str, Any]) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
+def _required_expiry(payload: dict[str, Any]) -> dt.datetime:
+    expires_at = _parse_expiry(payload)
+    if expires_at is None:
+        raise InvalidPayload("missing or invalid expires_at")
+    return expires_at
+
+
+def _name(payload: dict[str, Any], key: str, required: bool = True) -> str | None:
+    """A name shown in the email (commune, family): one line of printable text."""
+    if not required and payload.get(key) in (None, ""):
+        return None
+    value = _required_text(payload, key, 200)
+    # no line breaks nor control characters to reshape the text part (a no-break space is fine)
+    if any(unicodedata.category(char) in ("Cc", "Zl", "Zp") for char in value):
+        raise InvalidPayload(f"missing or invalid {key}")
+    return value
+
+
+def _parse_code(payload: dict[str, Any]) -> str:
+    """The adhesion code, exactly as the family must type it. The error never quotes it."""
+    code = payload.get("code")
+    if not isinstance(code, str) or not ADHESION_CODE_FORMAT.fullmatch(code):
+        raise InvalidPayload("missing or invalid code")
+    return code
+
+
+# ---- what each kind of email shows, read from its event: (template context, expiry of the message)
+
+Context = tuple[dict[str, Any], dt.datetime | None]
+
+
+def _no_context(payload: dict[str, Any], to: Address, portal_url: str) -> Context:
+    return {}, None
+
+
+def _link_context(payload: dict[str, Any], to: Address, portal_url: str) -> Context:
+    expires_at = _parse_expiry(payload)
+    return {"link": _parse_link(payload), "expires_at": expires_at}, expires_at
+
+
+def _adhesion_code_context(payload: dict[str, Any], to: Address, portal_url: str) -> Context:
+    expires_at = _required_expiry(payload)
+    context = {
+        "code": _parse_code(payload),
+        "commune_name": _name(payload, "commune_name"),
+        "family_name": _name(payload, "family_name", required=False),
+        "expires_at": expires_at,
+        "portal_url": portal_url,
+    }
+    return context, expires_at
+
+
+def _agent_invitation_context(payload: dict[str, Any], to: Address, portal_url: str) -> Context:
+    expires_at = _parse_expiry(payload)
+    context = {
+        "link": _parse_link(payload),
+        "commune_name": _name(payload, "commune_name"),
+        "email": to.addr_spec,
+        "expires_at": expires_at,
+    }
+    return context, expires_at
+
+
+_CONTEXT_OF_KIND: dict[str, Callable[[dict[str, Any], Address, str], Context]] = {
+    VERIFY_EMAIL: _link_context,
+    RESET_PASSWORD: _link_context,
+    PASSWORD_CHANGED: _no_context,
+    ADHESION_CODE: _adhesion_code_context,
+    AGENT_INVITATION: _agent_invitation_context,
+}
+
+
 @dataclass(frozen=True)
 class Request:
     """What to send, validated: the source of one email."""
@@ -135,19 +218,19 @@ class Request:
     expires_at: dt.datetime | None = None
 
 
-def request_from_event(event_type: str, payload: dict[str, Any]) -> Request:
+def request_from_event(
+    event_type: str, payload: dict[str, Any], portal_url: str = f"{DEFAULT_PUBLIC_URL}/"
+) -> Request:
+    """The email an event asks for, or InvalidPayload. `portal_url`: the portal's home page
+    (NotifySettings.portal_url), for emails that send people there to create an account."""
     if event_type not in KIND_OF_EVENT:
         raise InvalidPayload("unknown event type")
     if not isinstance(payload, dict):
         raise InvalidPayload("payload is not an object")
-    kind, has_link = KIND_OF_EVENT[event_type]
+    kind = KIND_OF_EVENT[event_type]
     event_id = _required_text(payload, "event_id", 36)
     to = parse_address(_required_text(payload, "email", 254))
-    context: dict[str, Any] = {}
-    expires_at = None
-    if has_link:
-        expires_at = _parse_expiry(payload)
-        context = {"link": _parse_link(payload), "expires_at": expires_at}
+    context, expires_at = _CONTEXT_OF_KIND[kind](payload, to, portal_url)
     return Request(event_id, kind, to, pick_locale(payload.get("locale")), context, expires_at)
 
 
@@ -179,10 +262,12 @@ def queue(session: Session, request: Request) -> OutgoingMessage | None:
     return message
 
 
-def accept_event(session: Session, event_type: str, payload: dict[str, Any]) -> OutgoingMessage | None:
-    """An event from identity: at most one pending message per event, however often it arrives.
-    Raises InvalidPayload (before touching the database) for an event that can never be sent."""
-    request = request_from_event(event_type, payload)
+def accept_event(
+    session: Session, event_type: str, payload: dict[str, Any], portal_url: str = f"{DEFAULT_PUBLIC_URL}/"
+) -> OutgoingMessage | None:
+    """An event from identity or communes: at most one pending message per event, however often it
+    arrives. Raises InvalidPayload (before touching the database) for an event that can never be sent."""
+    request = request_from_event(event_type, payload, portal_url)
     if not first_delivery(session, ProcessedEvent, f"{CONSUMER}.{event_type}", request.source_event_id):
         log.info("event %s (%s) already handled", request.source_event_id, event_type)
         return None
@@ -230,7 +315,7 @@ def build_email(message: OutgoingMessage | Claim, settings: NotifySettings) -> E
     email = EmailMessage()
     email["From"] = settings.from_address
     email["To"] = parse_address(message.to_address)
-    email["Subject"] = message.subject
+    _set_subject(email, message.subject)
     email["Date"] = format_datetime(message.created_at.astimezone(dt.UTC))
     email["Message-ID"] = message_id_header(message.id, settings)
     email["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies please
@@ -239,6 +324,16 @@ def build_email(message: OutgoingMessage | Claim, settings: NotifySettings) -> E
     email.add_alternative(message.html_body, subtype="html")
     email["Content-Language"] = message.locale  # after the bodies: set_content drops Content-* headers
     return email
+
+
+def _set_subject(email: EmailMessage, subject: str) -> None:
+    """An ASCII subject folds at its spaces as usual. A non-ASCII one is written as a run of RFC 2047
+    encoded words, every line within 78 characters: the standard folder can leave a doubled space
+    where it folds between a plain word and an encoded one (`member  (Saint-Étienne)`)."""
+    if subject.isascii():
+        email["Subject"] = subject
+    else:
+        email.set_raw("Subject", Header(subject, "utf-8", header_name="Subject").encode())
 
 
 # ---------------------------------------------------------------- claim and outcome (sender side)
@@ -270,7 +365,7 @@ def claim_next(session: Session, settings: NotifySettings, skip_locked: bool) ->
     On PostgreSQL the candidate row is read `FOR UPDATE SKIP LOCKED`, so concurrent senders
     (several notify instances) each take a different row without waiting. The update is also
     conditional on the attempt count read, which keeps SQLite (no row locks) correct too.
-    Messages whose link expired before they could go are failed here instead of sent."""
+    Messages whose link or code expired before they could go are failed here instead of sent."""
     now = clock.now()
     for _ in range(_MAX_CLAIM_TRIES):
         query = (

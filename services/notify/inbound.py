@@ -34,7 +34,7 @@ def handle_event(db: WorkerDb, settings: NotifySettings, event_type: str, payloa
     forever). Any other failure pauses briefly, then raises so that the broker redelivers."""
     try:
         with db.transaction() as session:
-            message = delivery.accept_event(session, event_type, payload)
+            message = delivery.accept_event(session, event_type, payload, settings.portal_url)
             return message.id if message is not None else None
     except delivery.InvalidPayload as exc:
         log.error("dropped event %s (%s): %s", _event_id_of(payload), event_type, exc)

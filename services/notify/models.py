@@ -49,7 +49,7 @@ class OutgoingMessage(Base):
 
     `attempts` counts the sends started; `next_attempt_at` is when the sender may take it (again);
     `last_error` names the failure (exception type, SMTP code), never an address nor server text.
-    `expires_at` (optional) is when its content (a link) stops being useful: not sent after that."""
+    `expires_at` (optional) is when its content (a link, a code) stops being useful: not sent after that."""
 
     __tablename__ = "outgoing_messages"
     __table_args__ = (

@@ -48,6 +48,14 @@ class NotifyService:
     def on_password_changed(self, payload: dict[str, Any]) -> None:
         inbound.handle_event(self.db, self.settings, events.PASSWORD_CHANGED, payload)
 
+    @event_handler(events.COMMUNES, events.ADHESION_CODE_ISSUED, requeue_on_error=True)
+    def on_adhesion_code_issued(self, payload: dict[str, Any]) -> None:
+        inbound.handle_event(self.db, self.settings, events.ADHESION_CODE_ISSUED, payload)
+
+    @event_handler(events.COMMUNES, events.AGENT_INVITED, requeue_on_error=True)
+    def on_agent_invited(self, payload: dict[str, Any]) -> None:
+        inbound.handle_event(self.db, self.settings, events.AGENT_INVITED, payload)
+
     @rpc
     def health(self) -> dict[str, Any]:
         return {**readiness(self.name, self.db), "transport": self.sender.transport.name}

@@ -7,10 +7,12 @@ from email.headerregistry import Address
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from services.common.config import REPO_ROOT, is_production
 
 DEFAULT_MAIL_FROM = "Portail Famille <no-reply@portail-famille.local>"
+DEFAULT_PUBLIC_URL = "http://localhost:8000"
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,7 @@ class NotifySettings:
     mail_dir: Path = REPO_ROOT / "var" / "mail"
     smtp_url: str = ""
     mail_from: str = DEFAULT_MAIL_FROM
+    public_url: str = DEFAULT_PUBLIC_URL  # the portal, as the emails link to it (no trailing slash)
     poll_seconds: float = 1.0
     max_attempts: int = 10
     retry_base_seconds: float = 30.0
@@ -34,6 +37,11 @@ class NotifySettings:
         username, domain = addr.rsplit("@", 1)
         return Address(display_name=name, username=username, domain=domain)
 
+    @property
+    def portal_url(self) -> str:
+        """The portal's home page, where families and agents create their account."""
+        return f"{self.public_url}/"
+
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> NotifySettings:
         def number(key: str, default: float) -> float:
@@ -49,6 +57,7 @@ class NotifySettings:
             mail_dir=mail_dir if mail_dir.is_absolute() else REPO_ROOT / mail_dir,
             smtp_url=smtp_url,
             mail_from=str(config.get("MAIL_FROM") or DEFAULT_MAIL_FROM),
+            public_url=str(config.get("PUBLIC_URL") or DEFAULT_PUBLIC_URL).strip().rstrip("/"),
             poll_seconds=number("NOTIFY_POLL_SECONDS", base.poll_seconds),
             max_attempts=max(1, int(number("NOTIFY_MAX_ATTEMPTS", base.max_attempts))),
             retry_base_seconds=number("NOTIFY_RETRY_BASE_SECONDS", base.retry_base_seconds),
@@ -57,4 +66,7 @@ class NotifySettings:
             requeue_delay_seconds=number("NOTIFY_REQUEUE_DELAY_SECONDS", base.requeue_delay_seconds),
         )
         settings.from_address  # noqa: B018 - fail at start-up on a malformed MAIL_FROM
+        parts = urlsplit(settings.public_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError("PUBLIC_URL must be the portal's address, such as 'https://portail.example.org'")
         return settings

@@ -84,7 +84,8 @@ class Client:
 
 
 class Platform:
-    def __init__(self, stack, mailbox):
+    def __init__(self, stack, mailbox, env):
+        self.env = env
         self.stack = stack
         self.mailbox = mailbox
         self.url = stack.gateway_url
@@ -107,6 +108,14 @@ class Platform:
         assert client.post("/api/v1/accounts/verify", json={"token": token}).status_code == 200
         return address, password
 
+    def admin_token(self, client):
+        """A platform admin made the ops way (`make admin` runs the same function)."""
+        from services.identity.cli import create_admin
+
+        address, password = self.new_email("admin"), "une phrase d'administration"
+        create_admin(address, password, self.env["IDENTITY_DB_URI"])
+        return self.login(client, address, password)["access_token"]
+
     def login(self, client, address, password):
         response = client.post("/api/v1/auth/login", json={"email": address, "password": password})
         assert response.status_code == 200, response.text
@@ -118,13 +127,16 @@ def platform_env(pg_databases, rabbit_vhosts, tmp_path_factory):
     mail_dir = tmp_path_factory.mktemp("mail")
     identity_uri = pg_databases.create("e2e_identity")
     notify_uri = pg_databases.create("e2e_notify")
+    communes_uri = pg_databases.create("e2e_communes")
     upgrade("identity", identity_uri)
     upgrade("notify", notify_uri)
+    upgrade("communes", communes_uri)
     port = free_port()
     return {
         "AMQP_URI": rabbit_vhosts.amqp_uri("e2e"),
         "IDENTITY_DB_URI": identity_uri,
         "NOTIFY_DB_URI": notify_uri,
+        "COMMUNES_DB_URI": communes_uri,
         "MAIL_DIR": str(mail_dir),
         "GATEWAY_PORT": str(port),
         "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
@@ -149,5 +161,5 @@ def platform(platform_env, tmp_path_factory):
         for log in log_dir.glob("*.log"):
             print(f"--- {log.name}\n{log.read_text()[-4000:]}")
         raise
-    yield Platform(stack, Mailbox(Path(platform_env["MAIL_DIR"])))
+    yield Platform(stack, Mailbox(Path(platform_env["MAIL_DIR"])), platform_env)
     stack.stop()

@@ -99,3 +99,38 @@ def smtp_recorder():
     recorder = SmtpRecorder()
     yield recorder
     recorder.stop()
+
+
+# ---------------------------------------------------------------- communes
+
+
+@pytest.fixture(scope="session")
+def communes_db_uri(pg_databases):
+    uri = pg_databases.create("communes")
+    upgrade("communes", uri)
+    return uri
+
+
+@pytest.fixture(scope="session")
+def communes_amqp_uri(rabbit_vhosts):
+    """communes' own vhost: its tests run identity there too, so that the two talk to each other."""
+    return rabbit_vhosts.amqp_uri("communes")
+
+
+@pytest.fixture
+def communes_config(communes_amqp_uri, communes_db_uri):
+    return {
+        "AMQP_URI": communes_amqp_uri,
+        "DB_URIS": {"communes": communes_db_uri},
+        "PUBLIC_URL": "http://portal.test",
+        "ADHESION_CODE_KEY": "integration-test-adhesion-key",
+        "OUTBOX_POLL_SECONDS": 0.2,
+        "RPC_TIMEOUT_SECONDS": 10,
+        "max_workers": 10,
+    }
+
+
+@pytest.fixture
+def identity_for_communes_config(identity_config, communes_amqp_uri):
+    """identity on communes' vhost (its database is the session's identity database)."""
+    return {**identity_config, "AMQP_URI": communes_amqp_uri}

@@ -1,5 +1,6 @@
 import datetime as dt
 import email
+import logging
 import uuid
 from email import policy
 from email.utils import parsedate_to_datetime
@@ -45,6 +46,38 @@ def engine(tmp_path):
 @pytest.fixture
 def sessions(engine):
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+CODE = "K7QM-3XPD-9WTR"
+
+
+def adhesion_payload(**changes):
+    payload = {
+        "event_id": str(uuid.uuid4()),
+        "family_id": str(uuid.uuid4()),
+        "commune_id": str(uuid.uuid4()),
+        "commune_name": "Saint-Étienne",
+        "family_name": "Martin",
+        "email": "famille.martin@example.org",
+        "code": CODE,
+        "expires_at": (T0 + dt.timedelta(days=30)).isoformat(),
+        "locale": "fr",
+    }
+    payload.update(changes)
+    return {key: value for key, value in payload.items() if value is not ...}  # `...`: leave the key out
+
+
+def invitation_payload(**changes):
+    payload = {
+        "event_id": str(uuid.uuid4()),
+        "commune_id": str(uuid.uuid4()),
+        "commune_name": "Saint-Étienne",
+        "email": "agent@mairie.example.fr",
+        "locale": "fr",
+        "link": f"https://portal.test/account/invitation?token={uuid.uuid4().hex}",
+    }
+    payload.update(changes)
+    return {key: value for key, value in payload.items() if value is not ...}
 
 
 def verification_payload(**changes):
@@ -123,6 +156,228 @@ def test_unknown_event_type_is_refused():
         delivery.request_from_event("account_registered", verification_payload())
 
 
+# ------------------------------------------------------------------ events from communes -> requests
+
+
+def test_request_from_adhesion_code_event():
+    payload = adhesion_payload(locale="en")
+    request = delivery.request_from_event(
+        events.ADHESION_CODE_ISSUED, payload, "https://portail.example.org/"
+    )
+    assert request.kind == delivery.ADHESION_CODE
+    assert request.source_event_id == payload["event_id"]
+    assert request.to.addr_spec == "famille.martin@example.org"
+    assert request.locale == "en"
+    assert request.expires_at == T0 + dt.timedelta(days=30)
+    assert request.context == {
+        "code": CODE,
+        "commune_name": "Saint-Étienne",
+        "family_name": "Martin",
+        "expires_at": T0 + dt.timedelta(days=30),
+        "portal_url": "https://portail.example.org/",
+    }
+    without_family = delivery.request_from_event(
+        events.ADHESION_CODE_ISSUED, adhesion_payload(family_name=...)
+    )
+    assert without_family.context["family_name"] is None and without_family.locale == "fr"
+    naive = delivery.request_from_event(
+        events.ADHESION_CODE_ISSUED, adhesion_payload(expires_at="2026-04-01T10:00")
+    )
+    assert naive.expires_at == dt.datetime(2026, 4, 1, 10, 0, tzinfo=dt.UTC)  # no offset: UTC
+
+
+def test_request_from_agent_invitation_event():
+    payload = invitation_payload(locale="en-GB")
+    request = delivery.request_from_event(events.AGENT_INVITED, payload)
+    assert request.kind == delivery.AGENT_INVITATION
+    assert request.source_event_id == payload["event_id"]
+    assert request.to.addr_spec == "agent@mairie.example.fr"
+    assert request.locale == "en"
+    assert request.expires_at is None
+    assert request.context == {
+        "link": payload["link"],
+        "commune_name": "Saint-Étienne",
+        "email": "agent@mairie.example.fr",
+        "expires_at": None,
+    }
+    deadline = (T0 + dt.timedelta(days=7)).isoformat()
+    with_deadline = delivery.request_from_event(events.AGENT_INVITED, invitation_payload(expires_at=deadline))
+    assert with_deadline.expires_at == with_deadline.context["expires_at"] == T0 + dt.timedelta(days=7)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"code": ...},
+        {"code": None},
+        {"code": ""},
+        {"code": 123456789012},
+        {"code": "k7qm-3xpd-9wtr"},
+        {"code": "K7QM3XPD9WTR"},
+        {"code": "K7QM-3XPD-9WT"},
+        {"code": "K7QM-3XPD-9WTR-AAAA"},
+        {"code": " K7QM-3XPD-9WTR"},
+        {"code": "K7QM-3XPD-9WTR\n"},
+        {"code": "K7QM-3XPD-<b>R"},
+        {"email": ...},
+        {"email": "not-an-address"},
+        {"email": "a@b.fr\r\nBcc: victim@example.org"},
+        {"email": "a@b.fr, c@d.fr"},
+        {"commune_name": ...},
+        {"commune_name": "  "},
+        {"commune_name": "Lyon\nCliquez ici : https://evil.example"},
+        {"commune_name": "x" * 201},
+        {"family_name": "Martin\r\nBcc: x"},
+        {"family_name": 42},
+        {"expires_at": ...},
+        {"expires_at": ""},
+        {"expires_at": "in a month"},
+        {"event_id": ""},
+        {"event_id": "x" * 37},
+    ],
+)
+def test_adhesion_code_events_that_can_never_be_sent_are_refused(changes):
+    with pytest.raises(delivery.InvalidPayload) as info:
+        delivery.request_from_event(events.ADHESION_CODE_ISSUED, adhesion_payload(**changes))
+    field = next(iter(changes))
+    assert field in str(info.value)  # names the field...
+    assert CODE not in str(info.value) and "3XPD" not in str(info.value)  # ...never the secret
+    assert "@" not in str(info.value) and "Lyon" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"link": ...},
+        {"link": ""},
+        {"link": "javascript:alert(1)"},
+        {"link": "ftp://portal.test/invitation"},
+        {"link": "https:///no-host"},
+        {"link": "https://portal.test/a b"},
+        {"link": "https://portal.test/a\nb"},
+        {"email": "agent.mairie.fr"},
+        {"email": "agent@localhost"},
+        {"email": None},
+        {"commune_name": ...},
+        {"commune_name": "Lyon\r\nBcc: x"},
+        {"expires_at": "soon"},
+    ],
+)
+def test_agent_invitation_events_that_can_never_be_sent_are_refused(changes):
+    with pytest.raises(delivery.InvalidPayload) as info:
+        delivery.request_from_event(events.AGENT_INVITED, invitation_payload(**changes))
+    assert next(iter(changes)) in str(info.value)
+    assert "token" not in str(info.value) and "@" not in str(info.value)
+
+
+def test_names_may_hold_any_printable_letters():
+    name = "L'Haÿ-les-Roses\u00a0(Val-de-Marne)"  # apostrophe, diaeresis, no-break space
+    request = delivery.request_from_event(events.AGENT_INVITED, invitation_payload(commune_name=name))
+    assert request.context["commune_name"] == name
+
+
+def test_an_adhesion_code_event_delivered_twice_queues_one_message_linking_to_the_portal(sessions):
+    clock.set_now(T0)
+    payload = adhesion_payload()
+    db = WorkerDb(sessions)
+    settings = NotifySettings(public_url="https://portail.example.org", requeue_delay_seconds=0)
+    first = inbound.handle_event(db, settings, events.ADHESION_CODE_ISSUED, payload)
+    second = inbound.handle_event(db, settings, events.ADHESION_CODE_ISSUED, payload)
+    assert first is not None and second is None
+    with sessions() as session:
+        [row] = delivery.messages_for_source(session, payload["event_id"])
+        assert row.id == first and row.kind == delivery.ADHESION_CODE
+        assert (row.status, row.expires_at, row.to_address) == (
+            PENDING,
+            T0 + dt.timedelta(days=30),
+            payload["email"],
+        )
+        assert CODE in row.text_body and CODE in row.html_body
+        assert "https://portail.example.org/" in row.text_body
+        assert 'href="https://portail.example.org/"' in row.html_body
+        assert "Saint-Étienne" in row.subject
+
+
+def test_an_agent_invitation_is_queued_once(sessions):
+    clock.set_now(T0)
+    payload = invitation_payload()
+    db = WorkerDb(sessions)
+    first = inbound.handle_event(db, NotifySettings(), events.AGENT_INVITED, payload)
+    assert first is not None
+    assert inbound.handle_event(db, NotifySettings(), events.AGENT_INVITED, payload) is None
+    with sessions() as session:
+        [row] = delivery.messages_for_source(session, payload["event_id"])
+        assert row.kind == delivery.AGENT_INVITATION and row.expires_at is None
+        assert payload["link"] in row.text_body
+
+
+def test_the_adhesion_code_never_reaches_the_logs(sessions, tmp_path, caplog):
+    """Queued, dropped as invalid, or failed on the database: the code is in no log line."""
+    caplog.set_level(logging.DEBUG)
+    clock.set_now(T0)
+    db = WorkerDb(sessions)
+    settings = NotifySettings(requeue_delay_seconds=0)
+    assert inbound.handle_event(db, settings, events.ADHESION_CODE_ISSUED, adhesion_payload()) is not None
+    assert (
+        inbound.handle_event(db, settings, events.ADHESION_CODE_ISSUED, adhesion_payload(email="x")) is None
+    )
+    assert (
+        inbound.handle_event(db, settings, events.ADHESION_CODE_ISSUED, adhesion_payload(commune_name=...))
+        is None
+    )
+    broken = WorkerDb(sessionmaker(bind=get_engine(f"sqlite:///{tmp_path / 'no-tables.db'}")))
+    with pytest.raises(inbound.RetryLater) as info:
+        inbound.handle_event(broken, settings, events.ADHESION_CODE_ISSUED, adhesion_payload())
+    assert CODE not in str(info.value)
+    with sessions() as session, session.begin():  # the sender's side: claimed, then failed for good
+        claim = delivery.claim_next(session, NotifySettings(), skip_locked=False)
+    with sessions() as session, session.begin():
+        delivery.record_failure(session, claim, NotifySettings(), "SMTPRecipientsRefused 550", True)
+    assert "queued message" in caplog.text and "dropped event" in caplog.text and "not stored" in caplog.text
+    for secret in (CODE, CODE.replace("-", ""), "3XPD"):
+        assert secret not in caplog.text
+    assert "famille.martin@example.org" not in caplog.text
+
+
+def test_an_adhesion_code_that_expired_before_delivery_is_not_sent(sessions, settings):
+    clock.set_now(T0)
+    payload = adhesion_payload(expires_at=(T0 + dt.timedelta(minutes=5)).isoformat())
+    with sessions() as session, session.begin():
+        message_id = delivery.accept_event(session, events.ADHESION_CODE_ISSUED, payload).id
+    clock.advance(dt.timedelta(minutes=5))
+    with sessions() as session, session.begin():
+        assert delivery.claim_next(session, settings, skip_locked=False) is None
+    with sessions() as session:
+        row = session.get(OutgoingMessage, message_id)
+        assert (row.status, row.last_error, row.attempts) == (FAILED, "expired", 0)
+    [(event_type, announced)] = _outbox(sessions)
+    assert event_type == events.MESSAGE_FAILED and announced["kind"] == delivery.ADHESION_CODE
+    assert CODE not in str(announced)
+
+
+def test_an_adhesion_code_still_valid_is_claimed(sessions, settings):
+    clock.set_now(T0)
+    with sessions() as session, session.begin():
+        message_id = delivery.accept_event(session, events.ADHESION_CODE_ISSUED, adhesion_payload()).id
+    clock.advance(dt.timedelta(days=29))  # e.g. retries for a long mail server outage
+    with sessions() as session, session.begin():
+        claim = delivery.claim_next(session, settings, skip_locked=False)
+    assert claim is not None and claim.id == message_id
+
+
+# ------------------------------------------------------------------ settings
+
+
+def test_public_url_comes_from_the_config():
+    config = {"PUBLIC_URL": "https://portail.example.org/"}
+    assert NotifySettings.from_config(config).public_url == "https://portail.example.org"
+    assert NotifySettings.from_config(config).portal_url == "https://portail.example.org/"
+    assert NotifySettings.from_config({}).portal_url == "http://localhost:8000/"
+    for wrong in ("portail.example.org", "javascript:alert(1)", "https://portail.example.org/?a=1"):
+        with pytest.raises(ValueError):
+            NotifySettings.from_config({"PUBLIC_URL": wrong})
+
+
 # ------------------------------------------------------------------ the RFC 5322 message
 
 
@@ -174,6 +429,50 @@ def test_non_ascii_subject_is_encoded(settings):
     raw = delivery.build_email(row, settings).as_bytes(policy=policy.SMTP)
     assert b"=?utf-8?" in raw
     assert email.message_from_bytes(raw, policy=policy.default)["Subject"] == row.subject
+
+
+@pytest.mark.parametrize("transport_policy", [policy.SMTP, policy.SMTPUTF8])
+@pytest.mark.parametrize(
+    "commune_name", ["Saint-Étienne", "Lyon", "Communauté de communes du Val d'Oise", "É" * 90]
+)
+@pytest.mark.parametrize("lang", ["fr", "en"])
+@pytest.mark.parametrize("kind", [delivery.ADHESION_CODE, delivery.AGENT_INVITATION])
+def test_long_subjects_survive_folding_exactly(settings, kind, lang, commune_name, transport_policy):
+    """Folded over several lines, a subject reads back the same: no space lost, none doubled."""
+    context = {
+        "code": CODE,
+        "commune_name": commune_name,
+        "family_name": None,
+        "expires_at": T0,
+        "portal_url": "https://portal.test/",
+        "link": "https://portal.test/x",
+        "email": "a@b.fr",
+    }
+    subject = render(kind, lang, context).subject
+    row = OutgoingMessage(
+        id="m1", created_at=T0, to_address="a@b.fr", subject=subject, text_body="x\n", html_body="<p>x</p>\n"
+    )
+    row.locale = lang
+    raw = delivery.build_email(row, settings).as_bytes(policy=transport_policy)
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert all(len(line) <= 78 for line in head.split(b"\r\n"))
+    assert email.message_from_bytes(raw, policy=policy.default)["Subject"] == subject
+
+
+def test_subjects_fit_their_column_with_the_longest_commune_name():
+    longest = "x" * 200  # the most a payload may carry
+    for kind in (delivery.ADHESION_CODE, delivery.AGENT_INVITATION):
+        for lang in ("fr", "en"):
+            context = {
+                "code": CODE,
+                "commune_name": longest,
+                "family_name": "y" * 200,
+                "expires_at": T0,
+                "portal_url": "https://portal.test/",
+                "link": "https://portal.test/x",
+                "email": "a@b.fr",
+            }
+            assert len(render(kind, lang, context).subject) <= OutgoingMessage.subject.type.length
 
 
 # ------------------------------------------------------------------ queue, claim, outcome (SQLite)

@@ -17,15 +17,45 @@ from services.notify.rendering import (
 )
 
 LINK = "https://portal.test/account/verify-email?token=tok_AbC-123&next=%2Fhome"
+INVITE_LINK = "https://portal.test/account/invitation?token=inv_XyZ-789&commune=c1"
+PORTAL = "https://portal.test/"
+CODE = "K7QM-3XPD-9WTR"
 EXPIRES = dt.datetime(2026, 1, 12, 13, 30, tzinfo=dt.UTC)  # 14h30 in Paris (winter)
-KINDS = [delivery.VERIFY_EMAIL, delivery.RESET_PASSWORD, delivery.PASSWORD_CHANGED, delivery.TEST]
+KINDS = [
+    delivery.VERIFY_EMAIL,
+    delivery.RESET_PASSWORD,
+    delivery.PASSWORD_CHANGED,
+    delivery.TEST,
+    delivery.ADHESION_CODE,
+    delivery.AGENT_INVITATION,
+]
+LINK_KINDS = (delivery.VERIFY_EMAIL, delivery.RESET_PASSWORD, delivery.AGENT_INVITATION)
 PLACEHOLDER = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
 
 
-def context_for(kind):
+def context_for(kind, commune_name="Saint-Étienne"):
     if kind in (delivery.VERIFY_EMAIL, delivery.RESET_PASSWORD):
         return {"link": LINK, "expires_at": EXPIRES}
+    if kind == delivery.ADHESION_CODE:
+        return {
+            "code": CODE,
+            "commune_name": commune_name,
+            "family_name": "Martin-Dupont",
+            "expires_at": EXPIRES,
+            "portal_url": PORTAL,
+        }
+    if kind == delivery.AGENT_INVITATION:
+        return {
+            "link": INVITE_LINK,
+            "commune_name": commune_name,
+            "email": "agent@mairie.example.fr",
+            "expires_at": EXPIRES,
+        }
     return {}
+
+
+def link_of(kind):
+    return INVITE_LINK if kind == delivery.AGENT_INVITATION else LINK
 
 
 @pytest.mark.parametrize("lang", LOCALES)
@@ -38,10 +68,15 @@ def test_every_kind_renders_fully_in_both_languages(kind, lang):
         assert "Undefined" not in part
     assert "\n" not in rendered.subject
     assert f'<html lang="{lang}">' in rendered.html
-    if kind in (delivery.VERIFY_EMAIL, delivery.RESET_PASSWORD):
-        assert LINK in rendered.text
-        assert f'href="{escape(LINK)}"' in rendered.html
-        assert ("14h30" if lang == "fr" else "14:30") in rendered.text
+    if kind in LINK_KINDS:
+        assert link_of(kind) in rendered.text
+        assert f'href="{escape(link_of(kind))}"' in rendered.html
+    if kind in (*LINK_KINDS, delivery.ADHESION_CODE):
+        for part in (rendered.text, rendered.html):
+            assert ("12/01/2026 à 14h30" if lang == "fr" else "12 January 2026, 14:30") in part
+    if kind in (delivery.ADHESION_CODE, delivery.AGENT_INVITATION):
+        assert "Saint-Étienne" in rendered.subject
+        assert "Saint-Étienne" in rendered.text and "Saint-Étienne" in rendered.html
 
 
 def test_french_first_english_on_request():
@@ -96,3 +131,85 @@ def test_consumed_event_names_match_identity():
     assert events.EMAIL_VERIFICATION_REQUESTED == identity_events.EMAIL_VERIFICATION_REQUESTED
     assert events.PASSWORD_RESET_REQUESTED == identity_events.PASSWORD_RESET_REQUESTED
     assert events.PASSWORD_CHANGED == identity_events.PASSWORD_CHANGED
+
+
+# ------------------------------------------------------------------ communes: adhesion code, agent invitation
+
+
+@pytest.mark.parametrize("lang", LOCALES)
+def test_adhesion_code_email_gives_the_code_the_deadline_and_the_way_to_use_it(lang):
+    rendered = render(delivery.ADHESION_CODE, lang, context_for(delivery.ADHESION_CODE))
+    # the code on a line of its own in the text part, indented, exactly as it is to be typed
+    assert f"\n    {CODE}\n" in rendered.text
+    # in the HTML part: one monospace block that does not wrap in the middle of the code
+    block = re.search(r"<span style=\"([^\"]*)\">([^<]*)</span>", rendered.html)
+    assert block and block.group(2) == CODE
+    assert "monospace" in block.group(1) and "white-space:nowrap" in block.group(1)
+    # how to use it: create an account on the portal, then enter the code
+    assert PORTAL in rendered.text
+    assert f'href="{PORTAL}"' in rendered.html
+    words = ("Créez votre compte", "saisissez ce code") if lang == "fr" else ("Create your account", "enter")
+    for word in words:
+        assert word in rendered.text and word in rendered.html
+    assert "Martin-Dupont" in rendered.text and "Martin-Dupont" in rendered.html
+    assert ("heure de Paris" if lang == "fr" else "Paris time") in rendered.text
+
+
+def test_adhesion_code_subjects_french_first_english_on_request():
+    context = context_for(delivery.ADHESION_CODE)
+    assert render(delivery.ADHESION_CODE, "fr", context).subject == (
+        "Votre code d'adhésion au Portail Famille (Saint-Étienne)"
+    )
+    assert render(delivery.ADHESION_CODE, "en", context).subject == (
+        "Your Portail Famille membership code (Saint-Étienne)"
+    )
+    assert render(delivery.ADHESION_CODE, "de", context).subject.startswith("Votre code d'adhésion")
+    invitation = context_for(delivery.AGENT_INVITATION)
+    assert render(delivery.AGENT_INVITATION, None, invitation).subject.startswith("Invitation à rejoindre")
+    assert render(delivery.AGENT_INVITATION, "en", invitation).subject.startswith("Invitation to join")
+
+
+def test_adhesion_code_without_family_name_leaves_no_empty_line_behind():
+    context = {**context_for(delivery.ADHESION_CODE), "family_name": None}
+    rendered = render(delivery.ADHESION_CODE, "fr", context)
+    assert "Famille :" not in rendered.text and "Famille&nbsp;:" not in rendered.html
+    assert "None" not in rendered.text and "None" not in rendered.html
+    assert "Commune : Saint-Étienne\n\nCe code est valable" in rendered.text
+
+
+@pytest.mark.parametrize("lang", LOCALES)
+def test_agent_invitation_email_names_the_commune_the_address_and_the_link(lang):
+    rendered = render(delivery.AGENT_INVITATION, lang, context_for(delivery.AGENT_INVITATION))
+    assert "agent@mairie.example.fr" in rendered.text and "agent@mairie.example.fr" in rendered.html
+    assert f"\n{INVITE_LINK}\n" in rendered.text  # on a line of its own: copyable
+    assert rendered.html.count(f'href="{escape(INVITE_LINK)}"') == 2  # the button and the plain link
+    role = "agent de" if lang == "fr" else "staff member of"
+    assert f"{role} Saint-Étienne" in rendered.text
+    no_expiry = render(
+        delivery.AGENT_INVITATION, lang, {**context_for(delivery.AGENT_INVITATION), "expires_at": None}
+    )
+    assert ("valable" if lang == "fr" else "valid until") not in no_expiry.text
+
+
+@pytest.mark.parametrize("lang", LOCALES)
+@pytest.mark.parametrize("kind", [delivery.ADHESION_CODE, delivery.AGENT_INVITATION])
+def test_commune_names_are_escaped_in_html_not_in_text(kind, lang):
+    hostile = 'Ville <script>alert("x")</script> & Cie'
+    rendered = render(kind, lang, context_for(kind, commune_name=hostile))
+    assert "<script>" not in rendered.html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; Cie" in rendered.html
+    assert hostile in rendered.text  # plain text: shown as it is
+    assert hostile in rendered.subject  # a header: encoded by the email library, never HTML
+
+
+def test_a_missing_code_is_an_error_not_a_hole():
+    context = {key: value for key, value in context_for(delivery.ADHESION_CODE).items() if key != "code"}
+    with pytest.raises(UndefinedError):
+        render(delivery.ADHESION_CODE, "fr", context)
+
+
+def test_consumed_event_names_match_communes():
+    communes_events = pytest.importorskip("services.communes.events")
+    assert events.COMMUNES == "communes"
+    assert events.ADHESION_CODE_ISSUED == communes_events.ADHESION_CODE_ISSUED
+    assert events.AGENT_INVITED == communes_events.AGENT_INVITED

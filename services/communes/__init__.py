@@ -1,0 +1,1 @@
+"""communes: communes, their agents, families, children, adhesion codes and account-family links."""
