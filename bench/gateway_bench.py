@@ -1,7 +1,7 @@
 """Gateway benchmark: starts the stack (PostgreSQL if reachable, else SQLite; local RabbitMQ in a
 throw-away vhost) and prints, side by side from one run, requests/s and p50/p99 latency of
   - GET /api/v1/_bench/echo   a bare HTTP -> RPC -> reply through the same gateway (the floor)
-  - GET /api/v1/me            with a valid token (JWT check + one RPC to identity + one query)
+  - GET /api/v1/me            with a valid token (JWT check, identity.whoami RPC, cached communes)
   - POST /api/v1/auth/login   (Argon2id dominates)
 and the ratio /me ÷ echo (target ≥ 0.5). Usage: python bench/gateway_bench.py [--seconds 10]
 [--concurrency 16]."""
@@ -166,6 +166,10 @@ def main() -> int:
         print(f"{name:<26}{r['rps']:>9.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['errors']:>8.0f}")
     ratio = results["GET /api/v1/me"]["rps"] / results["echo (HTTP->RPC floor)"]["rps"]
     print(f"\n/me throughput ÷ echo throughput = {ratio:.2f} (target ≥ 0.50)")
+    print(
+        "/me = token check + identity.whoami RPC + the account's communes, which the gateway caches\n"
+        "(MEMBERSHIP_CACHE_SECONDS); the first /me after login or a new link adds a communes RPC."
+    )
     return 0
 
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import eventlet.semaphore
 from joserfc.jwk import KeySet
 from joserfc.jws import extract_compact
 from nameko.extensions import DependencyProvider
@@ -44,16 +45,20 @@ class JwksCache:
         self.key_set = KeySet([])
         self.kids: set[str] = set()
         self.fetched_at = 0.0
+        self._fetching = eventlet.semaphore.Semaphore(1)
 
     def ensure(self, kid: str | None, fetch: Callable[[], dict[str, Any]]) -> None:
         if kid in self.kids:
             return
-        if time.monotonic() - self.fetched_at < JWKS_REFRESH_MIN_SECONDS and self.kids:
-            return  # an unknown kid does not let callers hammer identity
-        jwks = fetch()
-        self.key_set = KeySet.import_key_set(jwks)  # parsed once, not per request
-        self.kids = {key.get("kid") for key in jwks.get("keys", [])}
-        self.fetched_at = time.monotonic()
+        with self._fetching:  # one fetch at a time: a burst of first requests waits for it
+            if kid in self.kids:
+                return
+            if time.monotonic() - self.fetched_at < JWKS_REFRESH_MIN_SECONDS and self.kids:
+                return  # an unknown kid does not let callers hammer identity
+            jwks = fetch()
+            self.key_set = KeySet.import_key_set(jwks)  # parsed once, not per request
+            self.kids = {key.get("kid") for key in jwks.get("keys", [])}
+            self.fetched_at = time.monotonic()
 
 
 class TokenVerifier:

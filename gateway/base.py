@@ -8,6 +8,7 @@ from nameko.dependency_providers import Config
 from werkzeug.wrappers import Request
 
 from gateway.auth import Authenticator
+from gateway.memberships import MembershipCache
 from services.common.context import Caller, ContextWriter
 from services.common.rpc import ServiceRpc
 
@@ -30,6 +31,15 @@ class GatewayBase:
     communes = ServiceRpc("communes")
     authenticator = Authenticator()
     attach_caller = ContextWriter()
+    membership_cache = MembershipCache()
+
+    def memberships(self, account_id: str) -> Any:
+        """The caller's communes (cached briefly, see gateway/memberships.py)."""
+        cached = self.membership_cache.get(account_id)
+        if cached is None:
+            cached = self.communes.list_memberships()
+            self.membership_cache.put(account_id, cached)
+        return cached
 
     def client_ip(self, request: Request) -> str | None:
         trusted = {p.strip() for p in str(self.config.get("TRUSTED_PROXIES") or "").split(",") if p.strip()}

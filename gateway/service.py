@@ -6,9 +6,9 @@ from __future__ import annotations
 # The services' exception modules: importing them registers their types, so RPC errors come back
 # as the same classes (with their code and HTTP status) instead of generic RemoteErrors.
 import services.communes.exceptions  # noqa: F401, E402, I001
-
 import services.identity.exceptions  # noqa: F401, E402, I001
 from gateway.base import GatewayBase
+from gateway.memberships import MembershipEvents
 from gateway.routes.accounts import AccountRoutes
 from gateway.routes.communes import CommuneRoutes
 from gateway.routes.oidc import OidcRoutes
@@ -16,5 +16,7 @@ from gateway.routes.pages import PageRoutes
 from gateway.routes.platform import PlatformRoutes
 
 
-class GatewayService(GatewayBase, AccountRoutes, CommuneRoutes, OidcRoutes, PageRoutes, PlatformRoutes):
+class GatewayService(
+    GatewayBase, MembershipEvents, AccountRoutes, CommuneRoutes, OidcRoutes, PageRoutes, PlatformRoutes
+):
     name = "gateway"

@@ -165,8 +165,8 @@ class AccountRoutes:
         },
     )
     def me(self, request: Request) -> Response:
-        self.authenticate(request)
-        memberships = eventlet.spawn(self.communes.list_memberships)  # both RPCs at once
+        caller = self.authenticate(request)
+        memberships = eventlet.spawn(self.memberships, caller.account_id)  # both at once
         try:
             account = self.identity.whoami()
         except BaseException:

@@ -232,8 +232,10 @@ class CommuneRoutes:
     )
     def redeem_adhesion_code(self, request: Request) -> Response:
         body = load_body(request, AdhesionBody)
-        self.authenticate(request)
-        return json_response(201, self.communes.redeem_adhesion_code(body["code"]))
+        caller = self.authenticate(request)
+        linked = self.communes.redeem_adhesion_code(body["code"])
+        self.membership_cache.drop(caller.account_id)  # the event tells the other instances
+        return json_response(201, linked)
 
     @route(
         "GET",
@@ -244,8 +246,8 @@ class CommuneRoutes:
         responses={200: "Communes, each with the linked family", 401: "UNAUTHENTICATED"},
     )
     def my_communes(self, request: Request) -> Response:
-        self.authenticate(request)
-        return json_response(200, self.communes.list_memberships())
+        caller = self.authenticate(request)
+        return json_response(200, self.memberships(caller.account_id))
 
     @route(
         "GET",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -160,7 +160,7 @@ def redeem(
     }
 
 
-def memberships(session: Session, account_id: str) -> list[dict[str, Any]]:
+def memberships(session: Session | Connection, account_id: str) -> list[dict[str, Any]]:
     """One entry per family the account is linked to: the commune and that family."""
     rows = session.execute(
         select(Commune.id, Commune.name, Family.id.label("family_id"), Family.name.label("family_name"))

@@ -163,8 +163,8 @@ class CommunesService:
     @rpc(expected_exceptions=EXPECTED)
     def list_memberships(self) -> list[dict[str, Any]]:
         account_id = access.require_account(self.caller)
-        with self.db.transaction() as session:
-            return adhesion.memberships(session, account_id)
+        with self.db.engine.connect() as conn:  # on every /me: no ORM unit of work
+            return adhesion.memberships(conn, account_id)
 
     @rpc(expected_exceptions=EXPECTED)
     def list_my_children(self, commune_id: str) -> list[dict[str, Any]]:

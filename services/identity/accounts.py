@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -358,19 +358,40 @@ def active_session(session: Session, session_id: str | None, account_id: str) ->
     return login_session
 
 
-def whoami(session: Session, session_id: str | None, account_id: str) -> dict[str, Any]:
-    """The account behind an access token, if its session is still active: one query for both
-    (this is on every `/me`), one for the roles."""
+def whoami(conn: Connection | Session, session_id: str | None, account_id: str) -> dict[str, Any]:
+    """The account behind an access token, if its session is still active. On every `/me`: plain
+    Core queries (a pooled connection is enough, no ORM unit of work)."""
     row = None
     if session_id:
-        row = session.execute(
-            select(Account, LoginSession)
+        row = conn.execute(
+            select(
+                Account.id,
+                Account.email,
+                Account.locale,
+                Account.email_verified_at,
+                LoginSession.revoked_at,
+                LoginSession.expires_at,
+            )
             .join(LoginSession, LoginSession.account_id == Account.id)
             .where(LoginSession.id == session_id, Account.id == account_id)
         ).first()
-    if row is None or row.LoginSession.revoked_at is not None or row.LoginSession.expires_at <= clock.now():
+    if row is None or row.revoked_at is not None or row.expires_at <= clock.now():
         raise SessionRevoked()
-    return describe(session, row.Account)
+    grants = conn.execute(
+        select(RoleGrant.role, RoleGrant.scope).where(RoleGrant.account_id == account_id)
+    ).all()
+    return _description(row, grants)
+
+
+def _description(account: Any, grants: Any) -> dict[str, Any]:
+    return {
+        "id": account.id,
+        "email": account.email,
+        "locale": account.locale,
+        "email_verified": account.email_verified_at is not None,
+        "roles": sorted({g.role for g in grants}),
+        "agent_communes": sorted(g.scope for g in grants if g.role == "agent"),
+    }
 
 
 # --- password reset --------------------------------------------------------------------------
@@ -415,15 +436,10 @@ def reset_password(session: Session, token: str, password: str) -> Account:
 
 
 def describe(session: Session, account: Account) -> dict[str, Any]:
-    grants = session.scalars(select(RoleGrant).where(RoleGrant.account_id == account.id)).all()
-    return {
-        "id": account.id,
-        "email": account.email,
-        "locale": account.locale,
-        "email_verified": account.email_verified_at is not None,
-        "roles": sorted({g.role for g in grants}),
-        "agent_communes": sorted(g.scope for g in grants if g.role == "agent"),
-    }
+    grants = session.execute(
+        select(RoleGrant.role, RoleGrant.scope).where(RoleGrant.account_id == account.id)
+    ).all()
+    return _description(account, grants)
 
 
 def grant_role(session: Session, account_id: str, role: str, scope: str, granted_by: str | None) -> bool:

@@ -35,8 +35,17 @@ def ensure_signing_key(session: Session) -> SigningKey:
     return key
 
 
+_parsed: dict[str, RSAKey] = {}
+
+
 def private_key(row: SigningKey) -> RSAKey:
-    return RSAKey.import_key(row.private_pem, parameters={"kid": row.kid, "alg": ALGORITHM, "use": "sig"})
+    """The parsed key, cached by kid: loading a PEM validates the RSA key, which costs
+    milliseconds, on every signature and JWKS request otherwise (a kid's PEM never changes)."""
+    key = _parsed.get(row.kid)
+    if key is None:
+        key = RSAKey.import_key(row.private_pem, parameters={"kid": row.kid, "alg": ALGORITHM, "use": "sig"})
+        _parsed[row.kid] = key
+    return key
 
 
 def public_jwks(session: Session, retired_grace: dt.timedelta) -> dict[str, Any]:

@@ -94,8 +94,8 @@ class IdentityService:
     def whoami(self) -> dict[str, Any]:
         """The calling account, if its session is still active (logout takes effect at once)."""
         account_id = self._require_account()
-        with self.db.transaction() as session:
-            return accounts.whoami(session, self.caller.session_id, account_id)
+        with self.db.engine.connect() as conn:
+            return accounts.whoami(conn, self.caller.session_id, account_id)
 
     @rpc
     def jwks(self) -> dict[str, Any]:

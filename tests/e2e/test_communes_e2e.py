@@ -96,6 +96,7 @@ def test_full_adhesion_journey(platform, admin):
     assert issued["code"] in body and "Saint-Martin-sur-Loire" in body
 
     client, address, token = parent(platform)
+    assert client.get("/api/v1/me", token=token).json()["communes"] == []  # now cached by the gateway
     typed = issued["code"].lower().replace("-", " ")  # as a parent might type it
     linked = client.post("/api/v1/adhesions", token=token, json={"code": typed})
     assert linked.status_code == 201, linked.text
@@ -130,6 +131,7 @@ def test_full_adhesion_journey(platform, admin):
         == 201
     )
     assert {c["id"] for c in client.get("/api/v1/communes", token=token).json()} == {town.id, other.id}
+    assert {c["id"] for c in client.get("/api/v1/me", token=token).json()["communes"]} == {town.id, other.id}
 
     # a second parent joins the same family with a code of their own; the first link stays
     second, _, second_token = parent(platform)
