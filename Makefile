@@ -4,8 +4,11 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# the same local databases as `make run` (deploy/local.py), unless the environment says otherwise
+LOCAL_IDENTITY_DB ?= $(or $(IDENTITY_DB_URI),sqlite:///$(CURDIR)/var/identity.db)
+LOCAL_COMMUNES_DB ?= $(or $(COMMUNES_DB_URI),sqlite:///$(CURDIR)/var/communes.db)
 
-.PHONY: run test unit lint format admin migrate bench clean
+.PHONY: run test unit lint format admin commune migrate bench clean install
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required (Python 3.11)"; exit 1; }
@@ -27,7 +30,14 @@ migrate: $(STAMP)
 admin: $(STAMP)
 	@test -n "$(EMAIL)" && test -n "$(PASSWORD)" || { echo "usage: make admin EMAIL=you@example.org PASSWORD=..."; exit 2; }
 	$(BIN)/python -m deploy.local migrate >/dev/null
-	ADMIN_PASSWORD='$(PASSWORD)' $(BIN)/python -m services.identity.cli create-admin --email '$(EMAIL)'
+	ADMIN_PASSWORD='$(PASSWORD)' IDENTITY_DB_URI=$(LOCAL_IDENTITY_DB) $(BIN)/python -m services.identity.cli create-admin --email '$(EMAIL)'
+
+## make commune NAME=... INSEE=... [AGENT_EMAIL=...]: a commune and its first agent (granted, or invited).
+commune: $(STAMP)
+	@test -n "$(NAME)" && test -n "$(INSEE)" || { echo "usage: make commune NAME='Ville' INSEE=12345 [AGENT_EMAIL=agent@example.org]"; exit 2; }
+	$(BIN)/python -m deploy.local migrate >/dev/null
+	IDENTITY_DB_URI=$(LOCAL_IDENTITY_DB) COMMUNES_DB_URI=$(LOCAL_COMMUNES_DB) $(BIN)/python -m services.communes.cli \
+	  create-commune --name '$(NAME)' --insee '$(INSEE)' $(if $(AGENT_EMAIL),--agent-email '$(AGENT_EMAIL)')
 
 ## The whole suite: unit, integration (real PostgreSQL + RabbitMQ), end-to-end over HTTP.
 test: $(STAMP)

@@ -123,7 +123,7 @@ def main(argv: list[str]) -> int:
     if report["agent"] == "granted":
         print(f"agent role granted to account {report['account_id']}")
     elif report["agent"]:
-        print(f"agent invitation {report['agent']}: the role is granted once that address is verified")
+        print(f"agent {report['agent']}: the role is granted once that address is verified")
     return 0
 
 
