@@ -73,7 +73,14 @@ _LINK_OF_ACCOUNT = FamilyLink.account_id == bindparam("account_id")
 _AGENT_ACCOUNT = CommuneAgent.account_id == bindparam("account_id")
 CHILD_ACCESS = (
     select(
-        Child.family_id, Child.commune_id, FamilyLink.id.label("link_id"), CommuneAgent.id.label("agent_id")
+        Child.family_id,
+        Child.commune_id,
+        Child.first_name,
+        Child.birth_date,
+        Child.school,
+        Child.class_name,
+        FamilyLink.id.label("link_id"),
+        CommuneAgent.id.label("agent_id"),
     )
     .outerjoin(FamilyLink, (FamilyLink.family_id == Child.family_id) & _LINK_OF_ACCOUNT)
     .outerjoin(CommuneAgent, (CommuneAgent.commune_id == Child.commune_id) & _AGENT_ACCOUNT)
@@ -94,8 +101,9 @@ def _relation(row: Any) -> str | None:
 
 def child_access(db: Connection | Session, account_id: Any, child_id: Any) -> dict[str, Any]:
     """May `account_id` act on this child: as a parent linked to its family, or as an agent of its
-    commune. One indexed query (the child by primary key, left-joined to the unique (account,
-    family) link and (commune, account) agent keys). `db`: a Connection (the service: no ORM
+    commune; when allowed, with the child's first name, birth date, school and class. One indexed
+    query (the child by primary key, left-joined to the unique (account, family) link and
+    (commune, account) agent keys). `db`: a Connection (the service: no ORM
     session on this hot path) or a Session."""
     denied = {"allowed": False, "family_id": None, "commune_id": None, "relation": None}
     if not _plausible_id(account_id) or not _plausible_id(child_id):
@@ -104,12 +112,21 @@ def child_access(db: Connection | Session, account_id: Any, child_id: Any) -> di
     if row is None:
         return denied
     relation = _relation(row)
-    return {
+    answer = {
         "allowed": relation is not None,
         "family_id": row.family_id,
         "commune_id": row.commune_id,
         "relation": relation,
     }
+    if relation is not None:  # what booking needs (eligibility, labels), from the same query
+        answer["child"] = {
+            "id": child_id,
+            "first_name": row.first_name,
+            "birth_date": row.birth_date.isoformat(),
+            "school": row.school,
+            "class_name": row.class_name,
+        }
+    return answer
 
 
 def family_access(db: Connection | Session, account_id: Any, family_id: Any) -> dict[str, Any]:

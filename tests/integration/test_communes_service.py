@@ -256,12 +256,14 @@ def test_families_children_codes_and_what_parents_see(platform, commune):
     assert read["linked_accounts"] == 1 and [c["id"] for c in read["children"]] == [child["id"]]
 
     # access checks, as other services ask them (no account in context), or the account itself
-    assert call(communes, "check_child_access", mother["account_id"], child["id"]) == {
+    checked = call(communes, "check_child_access", mother["account_id"], child["id"])
+    assert {k: v for k, v in checked.items() if k != "child"} == {
         "allowed": True,
         "family_id": family["id"],
         "commune_id": cid,
         "relation": "parent",
     }
+    assert checked["child"]["id"] == child["id"] and checked["child"]["birth_date"] == child["birth_date"]
     assert call(communes, "check_child_access", str(uuid.uuid4()), child["id"])["allowed"] is False
     assert call(communes, "check_child_access", mother["account_id"], child["id"], caller=mother)["allowed"]
     with pytest.raises(Forbidden):

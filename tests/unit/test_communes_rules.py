@@ -280,6 +280,13 @@ def test_access_checks(session, two_communes):
         "family_id": family["id"],
         "commune_id": a.id,
         "relation": "parent",
+        "child": {
+            "id": child["id"],
+            "first_name": "Léa",
+            "birth_date": "2019-05-04",
+            "school": None,
+            "class_name": None,
+        },
     }
     stranger = parent().account_id
     assert access.child_access(session, stranger, child["id"]) == {
