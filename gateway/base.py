@@ -29,6 +29,7 @@ class GatewayBase:
     identity = ServiceRpc("identity")
     notify = ServiceRpc("notify")
     communes = ServiceRpc("communes")
+    booking = ServiceRpc("booking")
     authenticator = Authenticator()
     attach_caller = ContextWriter()
     membership_cache = MembershipCache()

@@ -102,13 +102,7 @@ def load_body(request: Request, schema: type[Schema]) -> dict[str, Any]:
     data = read_json(request)
     if not isinstance(data, dict):
         raise InvalidJson()
-    try:
-        return schema().load(data)
-    except ValidationError as exc:
-        raise ValidationFailed(
-            "Certains champs sont invalides : " + ", ".join(sorted(map(str, exc.messages))) + ".",
-            {"fields": exc.messages},
-        ) from None
+    return _load(schema, data, "Certains champs sont invalides")
 
 
 class CommuneBody(_Body):
@@ -153,3 +147,96 @@ class ChildBody(_Body):
 
 class AdhesionBody(_Body):
     code = fields.String(required=True, validate=length(min=1, max=40))
+
+
+ACTIVITY_KINDS = ["canteen", "morning_care", "evening_care", "wednesday_leisure", "holiday_camp", "other"]
+
+
+class ActivityBody(_Body):
+    name = fields.String(required=True, validate=length(min=1, max=200))
+    kind = fields.String(required=True, validate=one_of(ACTIVITY_KINDS))
+    billing_mode = fields.String(required=True, validate=one_of(["prepaid", "postpaid"]))
+    capacity = fields.Integer(required=True, strict=True, validate=value_range(0, 100_000))
+    weekdays = fields.List(fields.String(), required=True, validate=length(min=1, max=7))
+    start_date = fields.Date(required=True)
+    end_date = fields.Date(required=True)
+    booking_deadline = fields.Dict(required=True)
+    cancellation_deadline = fields.Dict(required=True)
+    cancellation_approval = fields.String(load_default="auto", validate=one_of(["auto", "agent"]))
+    waiting_list = fields.Boolean(load_default=False)
+    min_age = fields.Integer(load_default=None, allow_none=True, strict=True, validate=value_range(0, 25))
+    max_age = fields.Integer(load_default=None, allow_none=True, strict=True, validate=value_range(0, 25))
+    classes = fields.List(fields.String(validate=length(min=1, max=50)), load_default=None, allow_none=True)
+    hold_minutes = fields.Integer(
+        load_default=None, allow_none=True, strict=True, validate=value_range(1, 1440)
+    )
+
+
+class ActivityPatchBody(_Body):
+    name = fields.String(validate=length(min=1, max=200))
+    kind = fields.String(validate=one_of(ACTIVITY_KINDS))
+    billing_mode = fields.String(validate=one_of(["prepaid", "postpaid"]))
+    capacity = fields.Integer(strict=True, validate=value_range(0, 100_000))
+    weekdays = fields.List(fields.String(), validate=length(min=1, max=7))
+    start_date = fields.Date()
+    end_date = fields.Date()
+    booking_deadline = fields.Dict()
+    cancellation_deadline = fields.Dict()
+    cancellation_approval = fields.String(validate=one_of(["auto", "agent"]))
+    waiting_list = fields.Boolean()
+    min_age = fields.Integer(allow_none=True, strict=True, validate=value_range(0, 25))
+    max_age = fields.Integer(allow_none=True, strict=True, validate=value_range(0, 25))
+    classes = fields.List(fields.String(validate=length(min=1, max=50)), allow_none=True)
+    hold_minutes = fields.Integer(allow_none=True, strict=True, validate=value_range(1, 1440))
+
+
+class ClosureBody(_Body):
+    from_ = fields.Date(required=True, data_key="from")
+    to = fields.Date(required=True)
+    reason = fields.String(required=True, validate=length(min=1, max=200))
+
+
+class PeriodBody(_Body):
+    from_ = fields.Date(required=True, data_key="from")
+    to = fields.Date(required=True)
+    weekdays = fields.List(fields.String(), required=True, validate=length(min=1, max=7))
+
+
+class CartItemsBody(_Body):
+    child_id = fields.String(required=True, validate=length(min=1, max=64))
+    activity_id = fields.String(required=True, validate=length(min=1, max=64))
+    dates = fields.List(fields.Date(), validate=length(min=1, max=366))
+    period = fields.Nested(PeriodBody)
+
+
+class CartCancellationsBody(_Body):
+    child_id = fields.String(required=True, validate=length(min=1, max=64))
+    activity_id = fields.String(required=True, validate=length(min=1, max=64))
+    dates = fields.List(fields.Date(), required=True, validate=length(min=1, max=366))
+
+
+class DateRangeQuery(_Body):
+    from_ = fields.Date(required=True, data_key="from")
+    to = fields.Date(required=True)
+
+
+def load_query(request: Request, schema: type[Schema]) -> dict[str, Any]:
+    """Validate query parameters like a body (400 naming the fields)."""
+    return _load(schema, request.args.to_dict(flat=True), "Certains paramètres sont invalides")
+
+
+def _load(schema: type[Schema], data: dict[str, Any], problem: str) -> dict[str, Any]:
+    try:
+        return schema().load(data)
+    except ValidationError as exc:
+        names = ", ".join(sorted(map(str, exc.messages)))
+        raise ValidationFailed(f"{problem} : {names}.", {"fields": exc.messages}) from None
+
+
+def plain(data: Any) -> Any:
+    """Dates to ISO strings, `from_` to `from`: what the services take over RPC."""
+    if isinstance(data, dict):
+        return {("from" if key == "from_" else key): plain(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [plain(value) for value in data]
+    return data.isoformat() if hasattr(data, "isoformat") else data

@@ -4,7 +4,6 @@ communes service decides who may do what; the gateway authenticates and shapes H
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
@@ -18,6 +17,7 @@ from gateway.schemas import (
     FamilyBody,
     FamilyPatchBody,
     load_body,
+    plain,
 )
 from services.common.errors import NotFound
 
@@ -32,10 +32,6 @@ def checked_id(value: str) -> str:
         return str(uuid.UUID(value))
     except ValueError:
         raise NotFound() from None
-
-
-def _iso_dates(data: dict[str, Any]) -> dict[str, Any]:
-    return {key: value.isoformat() if hasattr(value, "isoformat") else value for key, value in data.items()}
 
 
 class CommuneRoutes:
@@ -170,7 +166,7 @@ class CommuneRoutes:
         responses={201: "Created", 400: "VALIDATION_ERROR", **AGENT_ERRORS},
     )
     def add_child(self, request: Request, commune_id: str, family_id: str) -> Response:
-        body = _iso_dates(load_body(request, ChildBody))
+        body = plain(load_body(request, ChildBody))
         self.authenticate(request)
         child = self.communes.add_child(checked_id(commune_id), checked_id(family_id), **body)
         return json_response(201, child)

@@ -35,7 +35,12 @@ class PlatformRoutes:
         )
 
     def _check_service(self, service: str) -> str:
-        proxy = {"identity": self.identity, "notify": self.notify, "communes": self.communes}.get(service)
+        proxy = {
+            "identity": self.identity,
+            "notify": self.notify,
+            "communes": self.communes,
+            "booking": self.booking,
+        }.get(service)
         if proxy is None:
             return "unknown"
         try:
