@@ -1,0 +1,1 @@
+"""booking: activities' calendars, eligibility, deadlines and parents' bookings."""
