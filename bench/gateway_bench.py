@@ -75,14 +75,16 @@ def database_uris(workdir: Path) -> dict[str, str]:
         conn.autocommit = True
         uris = {}
         with conn.cursor() as cur:
-            for service in ("identity", "notify", "communes"):
+            for service in ("identity", "notify", "communes", "booking"):
                 name = f"bench_{service}_{uuid.uuid4().hex[:8]}"
                 cur.execute(f'CREATE DATABASE "{name}"')
                 uris[service] = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
         conn.close()
         return uris
     except Exception:  # noqa: BLE001 - fall back to SQLite
-        return {s: f"sqlite:///{workdir / (s + '.db')}" for s in ("identity", "notify", "communes")}
+        return {
+            s: f"sqlite:///{workdir / (s + '.db')}" for s in ("identity", "notify", "communes", "booking")
+        }
 
 
 def drop_databases(uris: dict[str, str]) -> None:
@@ -120,6 +122,7 @@ def main() -> int:
         "IDENTITY_DB_URI": uris["identity"],
         "NOTIFY_DB_URI": uris["notify"],
         "COMMUNES_DB_URI": uris["communes"],
+        "BOOKING_DB_URI": uris["booking"],
         "MAIL_DIR": str(workdir / "mail"),
         "GATEWAY_PORT": str(port),
         "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",

@@ -20,9 +20,10 @@ SERVICES = {
     "identity": ("services/identity/config.yml", "services.identity.service:IdentityService"),
     "notify": ("services/notify/config.yml", "services.notify.service:NotifyService"),
     "communes": ("services/communes/config.yml", "services.communes.service:CommunesService"),
+    "booking": ("services/booking/config.yml", "services.booking.service:BookingService"),
     "gateway": ("gateway/config.yml", "gateway.service:GatewayService"),
 }
-BACKEND_ORDER = ("identity", "notify", "communes")
+BACKEND_ORDER = ("identity", "notify", "communes", "booking")
 
 
 def nameko_command(service: str) -> list[str]:

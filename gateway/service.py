@@ -5,11 +5,13 @@ from __future__ import annotations
 
 # The services' exception modules: importing them registers their types, so RPC errors come back
 # as the same classes (with their code and HTTP status) instead of generic RemoteErrors.
+import services.booking.exceptions  # noqa: F401, E402, I001
 import services.communes.exceptions  # noqa: F401, E402, I001
 import services.identity.exceptions  # noqa: F401, E402, I001
 from gateway.base import GatewayBase
 from gateway.memberships import MembershipEvents
 from gateway.routes.accounts import AccountRoutes
+from gateway.routes.booking import BookingRoutes
 from gateway.routes.communes import CommuneRoutes
 from gateway.routes.oidc import OidcRoutes
 from gateway.routes.pages import PageRoutes
@@ -17,6 +19,13 @@ from gateway.routes.platform import PlatformRoutes
 
 
 class GatewayService(
-    GatewayBase, MembershipEvents, AccountRoutes, CommuneRoutes, OidcRoutes, PageRoutes, PlatformRoutes
+    GatewayBase,
+    MembershipEvents,
+    AccountRoutes,
+    CommuneRoutes,
+    BookingRoutes,
+    OidcRoutes,
+    PageRoutes,
+    PlatformRoutes,
 ):
     name = "gateway"

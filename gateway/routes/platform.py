@@ -25,7 +25,9 @@ class PlatformRoutes:
     )
     def ready(self, request: Request) -> Response:
         services = [
-            s.strip() for s in str(self.setting("READY_SERVICES", "identity,notify,communes")).split(",") if s
+            s.strip()
+            for s in str(self.setting("READY_SERVICES", "identity,notify,communes,booking")).split(",")
+            if s
         ]
         pool = eventlet.GreenPool()
         results = dict(zip(services, pool.imap(self._check_service, services), strict=True))

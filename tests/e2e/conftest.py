@@ -128,15 +128,18 @@ def platform_env(pg_databases, rabbit_vhosts, tmp_path_factory):
     identity_uri = pg_databases.create("e2e_identity")
     notify_uri = pg_databases.create("e2e_notify")
     communes_uri = pg_databases.create("e2e_communes")
+    booking_uri = pg_databases.create("e2e_booking")
     upgrade("identity", identity_uri)
     upgrade("notify", notify_uri)
     upgrade("communes", communes_uri)
+    upgrade("booking", booking_uri)
     port = free_port()
     return {
         "AMQP_URI": rabbit_vhosts.amqp_uri("e2e"),
         "IDENTITY_DB_URI": identity_uri,
         "NOTIFY_DB_URI": notify_uri,
         "COMMUNES_DB_URI": communes_uri,
+        "BOOKING_DB_URI": booking_uri,
         "MAIL_DIR": str(mail_dir),
         "GATEWAY_PORT": str(port),
         "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
@@ -163,3 +166,10 @@ def platform(platform_env, tmp_path_factory):
         raise
     yield Platform(stack, Mailbox(Path(platform_env["MAIL_DIR"])), platform_env)
     stack.stop()
+
+
+@pytest.fixture(scope="session")
+def admin(platform):
+    """A platform admin's client and access token."""
+    client = platform.client()
+    return client, platform.admin_token(client)

@@ -1,84 +1,11 @@
 """Communes over HTTP: admin, agents, families, children, adhesion codes, parents; and who is
 refused what."""
 
-import itertools
-import re
-
 import pytest
 
+from tests.e2e.towns import CODE, Town, new_insee, parent
+
 pytestmark = pytest.mark.e2e
-
-_insee = itertools.count(10001)
-CODE = re.compile(r"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}\b")
-
-
-def new_insee():
-    return f"{next(_insee) % 100000:05d}"
-
-
-class Town:
-    """A commune with its agent, as the admin sets it up through the API."""
-
-    def __init__(self, platform, admin_client, admin_token, name):
-        self.platform = platform
-        created = admin_client.post(
-            "/api/v1/admin/communes", token=admin_token, json={"name": name, "insee_code": new_insee()}
-        )
-        assert created.status_code == 201, created.text
-        self.commune = created.json()
-        self.id = self.commune["id"]
-        self.agent_client = platform.client()
-        agent_email, agent_password = platform.registered_account(self.agent_client)
-        granted = admin_client.post(
-            f"/api/v1/admin/communes/{self.id}/agents", token=admin_token, json={"email": agent_email}
-        )
-        assert granted.status_code == 201 and granted.json()["status"] == "granted", granted.text
-        # the role is in tokens issued from now on
-        self.agent = platform.login(self.agent_client, agent_email, agent_password)["access_token"]
-
-    def path(self, suffix=""):
-        return f"/api/v1/agent/communes/{self.id}{suffix}"
-
-    def family(self, reference, email, quotient=None):
-        body = {"reference": reference, "name": f"Famille {reference}", "email": email}
-        if quotient is not None:
-            body["quotient_familial"] = quotient
-        response = self.agent_client.post(self.path("/families"), token=self.agent, json=body)
-        assert response.status_code == 201, response.text
-        return response.json()
-
-    def child(self, family_id, first_name, birth_date="2018-05-04"):
-        response = self.agent_client.post(
-            self.path(f"/families/{family_id}/children"),
-            token=self.agent,
-            json={
-                "first_name": first_name,
-                "last_name": "Martin",
-                "birth_date": birth_date,
-                "school": "École Jaurès",
-            },
-        )
-        assert response.status_code == 201, response.text
-        return response.json()
-
-    def code(self, family_id):
-        response = self.agent_client.post(
-            self.path(f"/families/{family_id}/adhesion-codes"), token=self.agent
-        )
-        assert response.status_code == 201, response.text
-        return response.json()
-
-
-@pytest.fixture(scope="module")
-def admin(platform):
-    client = platform.client()
-    return client, platform.admin_token(client)
-
-
-def parent(platform):
-    client = platform.client()
-    address, password = platform.registered_account(client)
-    return client, address, platform.login(client, address, password)["access_token"]
 
 
 def test_full_adhesion_journey(platform, admin):

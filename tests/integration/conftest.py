@@ -134,3 +134,43 @@ def communes_config(communes_amqp_uri, communes_db_uri):
 def identity_for_communes_config(identity_config, communes_amqp_uri):
     """identity on communes' vhost (its database is the session's identity database)."""
     return {**identity_config, "AMQP_URI": communes_amqp_uri}
+
+
+# ---------------------------------------------------------------- booking
+
+
+@pytest.fixture(scope="session")
+def booking_db_uri(pg_databases):
+    uri = pg_databases.create("booking")
+    upgrade("booking", uri)
+    return uri
+
+
+@pytest.fixture(scope="session")
+def booking_amqp_uri(rabbit_vhosts):
+    """booking's own vhost: its tests run communes there too (access checks, memberships, time zones)."""
+    return rabbit_vhosts.amqp_uri("booking")
+
+
+@pytest.fixture
+def booking_config(booking_amqp_uri, booking_db_uri):
+    return {
+        "AMQP_URI": booking_amqp_uri,
+        "DB_URIS": {"booking": booking_db_uri},
+        "OUTBOX_POLL_SECONDS": 0.2,
+        "RPC_TIMEOUT_SECONDS": 10,
+        "HOLD_SWEEP_SECONDS": 0.2,
+        "max_workers": 10,
+    }
+
+
+@pytest.fixture
+def communes_for_booking_config(communes_config, booking_amqp_uri):
+    """communes on booking's vhost (its database is the session's communes database)."""
+    return {**communes_config, "AMQP_URI": booking_amqp_uri}
+
+
+@pytest.fixture
+def identity_for_booking_config(identity_config, booking_amqp_uri):
+    """identity on booking's vhost (communes grants agents through it)."""
+    return {**identity_config, "AMQP_URI": booking_amqp_uri}

@@ -1,0 +1,98 @@
+"""Who may do what in booking. Authorization is decided here, from the caller the gateway put in the
+context, and from communes (which owns families and children) over RPC:
+- staff of a commune (`agent:<commune_id>` role, or platform admin): manage its activities and
+  closures; anyone else gets NotFound (never a hint that the commune or activity exists);
+- a parent sees the activities of the communes its account is linked to (communes'
+  `list_memberships`, answered for the caller in context);
+- calendars, carts and bookings of a child: whoever communes' `check_child_access` allows (a parent
+  linked to the child's family, or an agent of its commune); anyone else gets NotFound.
+The RPC helpers here take the communes proxy; the rules elsewhere take the ChildInfo they return."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from services.common.context import Caller
+from services.common.errors import NotFound, Unauthenticated
+
+ADMIN = "admin"
+AGENT = "agent"
+
+
+@dataclass(frozen=True)
+class ChildInfo:
+    """What booking knows of a child, from communes' check_child_access (never stored)."""
+
+    id: str
+    family_id: str | None
+    commune_id: str
+    birth_date: dt.date | None = None
+    class_name: str | None = None
+
+
+def require_account(caller: Caller) -> str:
+    if not caller.account_id:
+        raise Unauthenticated()
+    return caller.account_id
+
+
+def staff_role(caller: Caller, commune_id: Any) -> str:
+    """`admin` or `agent` if the caller may manage this commune's activities; NotFound otherwise."""
+    require_account(caller)
+    if caller.is_admin:
+        return ADMIN
+    if isinstance(commune_id, str) and caller.is_agent_of(commune_id):
+        return AGENT
+    raise NotFound()
+
+
+def is_staff(caller: Caller, commune_id: Any) -> bool:
+    return caller.is_admin or (isinstance(commune_id, str) and caller.is_agent_of(commune_id))
+
+
+def child_info(child_id: str, answer: Any) -> ChildInfo | None:
+    """A check_child_access answer as a ChildInfo; None when access is refused."""
+    if not isinstance(answer, dict) or answer.get("allowed") is not True or not answer.get("commune_id"):
+        return None
+    child = answer.get("child") or {}
+    birth = child.get("birth_date")
+    return ChildInfo(
+        id=child_id,
+        family_id=answer.get("family_id"),
+        commune_id=answer["commune_id"],
+        birth_date=dt.date.fromisoformat(birth) if isinstance(birth, str) else None,
+        class_name=child.get("class_name"),
+    )
+
+
+def child(communes: Any, caller: Caller, child_id: Any) -> ChildInfo:
+    """The child, if the caller may act for it (NotFound otherwise)."""
+    account_id = require_account(caller)
+    if not isinstance(child_id, str) or not 0 < len(child_id) <= 64:
+        raise NotFound()
+    info = child_info(child_id, communes.check_child_access(account_id, child_id))
+    if info is None:
+        raise NotFound()
+    return info
+
+
+def children(communes: Any, caller: Caller, child_ids: Iterable[str]) -> dict[str, ChildInfo | None]:
+    """Each child's info, or None where the caller lost access (e.g. unlinked since)."""
+    account_id = require_account(caller)
+    return {
+        child_id: child_info(child_id, communes.check_child_access(account_id, child_id))
+        for child_id in sorted(set(child_ids))
+    }
+
+
+def may_list_activities(communes: Any, caller: Caller, commune_id: Any) -> bool:
+    """Staff of the commune, or a parent linked to one of its families."""
+    require_account(caller)
+    if is_staff(caller, commune_id):
+        return True
+    if not isinstance(commune_id, str):
+        return False
+    return any(entry.get("id") == commune_id for entry in communes.list_memberships() or ())

@@ -1,0 +1,117 @@
+"""The facts about one day of one activity that the calendar, the cart and the validation engine all
+need: is it scheduled, closed, open to this child, until when can it be booked or cancelled. Built
+from an activity row and its closures with the pure rules (deadlines, holidays, eligibility)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.booking.access import ChildInfo
+from services.booking.deadlines import Never, Rule, deadline, parse_rule
+from services.booking.eligibility import is_eligible
+from services.booking.holidays import working_day_checker
+from services.booking.models import Activity, Closure
+
+_ONE_DAY = dt.timedelta(days=1)
+
+
+def closure_days(closures: Iterable[Closure]) -> frozenset[dt.date]:
+    days: set[dt.date] = set()
+    for closure in closures:
+        day = closure.start_date
+        while day <= closure.end_date:
+            days.add(day)
+            day += _ONE_DAY
+    return frozenset(days)
+
+
+@dataclass
+class ActivityDays:
+    activity: Activity
+    tz: ZoneInfo
+    weekdays: frozenset[int]
+    booking_rule: Rule
+    cancellation_rule: Rule
+    closed_days: frozenset[dt.date]
+    is_working_day: Callable[[dt.date], bool]
+
+    @classmethod
+    def of(cls, activity: Activity, closures: Iterable[Closure]) -> ActivityDays:
+        closed = closure_days(closures)
+        return cls(
+            activity=activity,
+            tz=ZoneInfo(activity.timezone),
+            weekdays=frozenset(activity.weekdays),
+            booking_rule=parse_rule(activity.booking_deadline, allow_never=False),
+            cancellation_rule=parse_rule(activity.cancellation_deadline, allow_never=True),
+            closed_days=closed,
+            is_working_day=working_day_checker(closed),  # weekends, public holidays, closures
+        )
+
+    def scheduled(self, day: dt.date) -> bool:
+        """The activity runs that weekday, within its period (closed or not)."""
+        return self.activity.start_date <= day <= self.activity.end_date and day.weekday() in self.weekdays
+
+    def scheduled_days(self, first: dt.date, last: dt.date) -> list[dt.date]:
+        day, end = max(first, self.activity.start_date), min(last, self.activity.end_date)
+        found = []
+        while day <= end:
+            if day.weekday() in self.weekdays:
+                found.append(day)
+            day += _ONE_DAY
+        return found
+
+    def closed(self, day: dt.date) -> bool:
+        return day in self.closed_days
+
+    def eligible(self, child: ChildInfo | None, day: dt.date) -> bool:
+        if child is None or child.commune_id != self.activity.commune_id:
+            return False
+        activity = self.activity
+        return is_eligible(
+            child.birth_date,
+            child.class_name,
+            day,
+            min_age=activity.min_age,
+            max_age=activity.max_age,
+            classes=frozenset(activity.classes) if activity.classes else None,
+        )
+
+    def book_until(self, day: dt.date) -> dt.datetime | None:
+        return deadline(self.booking_rule, day, self.tz, self.is_working_day)
+
+    def cancel_until(self, day: dt.date) -> dt.datetime | None:
+        """None: cancellations are never allowed (Never)."""
+        return deadline(self.cancellation_rule, day, self.tz, self.is_working_day)
+
+    @property
+    def cancellation_never(self) -> bool:
+        return isinstance(self.cancellation_rule, Never)
+
+    def local_today(self, now: dt.datetime) -> dt.date:
+        return now.astimezone(self.tz).date()
+
+
+def load(session: Session, activities: Iterable[Activity]) -> dict[str, ActivityDays]:
+    """ActivityDays of each activity, with their closures (one query)."""
+    activities = list(activities)
+    closures: dict[str, list[Closure]] = {a.id: [] for a in activities}
+    if activities:
+        rows = session.scalars(select(Closure).where(Closure.activity_id.in_(list(closures)))).all()
+        for closure in rows:
+            closures[closure.activity_id].append(closure)
+    return {a.id: ActivityDays.of(a, closures[a.id]) for a in activities}
+
+
+def load_one(session: Session, activity: Activity) -> ActivityDays:
+    return load(session, [activity])[activity.id]
+
+
+def iso(moment: dt.datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None

@@ -1,0 +1,58 @@
+"""Events booking publishes (through its outbox). Every payload has `event_id`; ids only, no
+names. Dates are local dates (AAAA-MM-JJ), instants ISO 8601 UTC.
+
+Booking events share one payload: {booking_id, child_id, activity_id, date, commune_id, family_id,
+account_id (who booked), status, hold_expires_at (prepaid holds, else null)}:
+- booking_confirmed: a place is the child's (postpaid at validation; or promoted from the waiting list)
+- booking_held: a prepaid place is held until hold_expires_at, waiting for the payment
+- booking_waitlisted: no place left; + position (order of arrival on that day's waiting list)
+- booking_promoted: a waitlisted booking got a freed place (followed by booking_confirmed or
+  booking_held for the same booking, so consumers of those need not know about promotions)
+- booking_released: a prepaid hold expired unpaid; its place was freed
+- booking_cancelled: cancelled by the parent (auto-approved, an unpaid hold, or leaving the list)
+- cancellation_requested: + request_id; an agent must decide (the place stays taken until then)
+Cart:
+- cart_validated: {account_id, idempotency_key, results} (results as validate_cart returns them)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from services.booking.models import Booking, OutboxEvent
+from services.common.messaging import record_event
+
+BOOKING_CONFIRMED = "booking_confirmed"
+BOOKING_HELD = "booking_held"
+BOOKING_WAITLISTED = "booking_waitlisted"
+BOOKING_PROMOTED = "booking_promoted"
+BOOKING_RELEASED = "booking_released"
+BOOKING_CANCELLED = "booking_cancelled"
+CANCELLATION_REQUESTED = "cancellation_requested"
+CART_VALIDATED = "cart_validated"
+
+
+def booking_payload(booking: Booking) -> dict[str, Any]:
+    return {
+        "booking_id": booking.id,
+        "child_id": booking.child_id,
+        "activity_id": booking.activity_id,
+        "date": booking.date.isoformat(),
+        "commune_id": booking.commune_id,
+        "family_id": booking.family_id,
+        "account_id": booking.account_id,
+        "status": booking.status,
+        "hold_expires_at": booking.hold_expires_at.isoformat() if booking.hold_expires_at else None,
+    }
+
+
+def booking_event(session: Session, event_type: str, booking: Booking, **extra: Any) -> str:
+    """Record one booking event in the caller's transaction (the outbox relay publishes it)."""
+    return record_event(session, OutboxEvent, event_type, {**booking_payload(booking), **extra})
+
+
+def cart_validated(session: Session, account_id: str, key: str, results: list[dict[str, Any]]) -> str:
+    payload = {"account_id": account_id, "idempotency_key": key, "results": results}
+    return record_event(session, OutboxEvent, CART_VALIDATED, payload)

@@ -1,0 +1,145 @@
+"""The booking nameko service: entrypoints only. Rules live in activities.py (activities, closures),
+calendar.py (a child's days and bookings), cart.py (carts), validation.py (the cart validation
+engine), capacity.py (places and waiting lists), holds.py (expired prepaid holds), access.py (who
+may do what; communes answers for children and memberships over RPC, made outside transactions)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nameko.rpc import rpc
+
+from services.booking import access, activities, calendar, cart, fields, holds, validation
+from services.booking.models import Base, OutboxEvent
+from services.booking.settings import BookingSettings, Settings
+from services.booking.timers import hold_sweep_timer
+from services.common import clock, errors
+from services.common.context import Caller, CallerProvider
+from services.common.db import Database
+from services.common.health import readiness
+from services.common.messaging import OutboxRelay
+from services.common.rpc import ServiceRpc
+
+EXPECTED = (errors.ServiceError,)
+
+
+class BookingService:
+    name = "booking"
+
+    db = Database(Base)
+    outbox = OutboxRelay(OutboxEvent)
+    caller: Caller = CallerProvider()
+    communes = ServiceRpc("communes")
+    settings: BookingSettings = Settings()
+
+    @rpc
+    def health(self) -> dict[str, Any]:
+        return readiness(self.name, self.db)
+
+    # --- activities and closures (agents of the commune, or admins) ---------------------------
+
+    @rpc(expected_exceptions=EXPECTED)
+    def create_activity(self, commune_id: str, **data: Any) -> dict[str, Any]:
+        activities.check_new(self.caller, commune_id, data)
+        timezone = self.communes.get_commune(commune_id).get("timezone")  # the agent's own rights apply
+        with self.db.transaction() as session:
+            return activities.create_activity(session, self.caller, commune_id, timezone, data)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_activity(self, commune_id: str, activity_id: str) -> dict[str, Any]:
+        with self.db.transaction() as session:
+            return activities.get_activity(session, self.caller, commune_id, activity_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def update_activity(self, commune_id: str, activity_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        with self.db.transaction() as session:
+            return activities.update_activity(session, self.caller, commune_id, activity_id, changes)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_activities(self, commune_id: str) -> list[dict[str, Any]]:
+        if not access.may_list_activities(self.communes, self.caller, commune_id):
+            raise errors.NotFound()
+        with self.db.transaction() as session:
+            return activities.list_activities(session, commune_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def add_closure(
+        self, commune_id: str, activity_id: str, start: str, end: str, reason: str
+    ) -> dict[str, Any]:
+        with self.db.transaction() as session:
+            return activities.add_closure(session, self.caller, commune_id, activity_id, start, end, reason)
+
+    # --- a child's calendar and bookings (its parents, or agents of its commune) --------------
+
+    @rpc(expected_exceptions=EXPECTED)
+    def calendar(self, child_id: str, start: str, end: str) -> dict[str, Any]:
+        first, last = fields.date_range(start, end, fields.MAX_CALENDAR_DAYS)
+        child = access.child(self.communes, self.caller, child_id)
+        with self.db.transaction() as session:
+            return calendar.calendar(session, child, first, last, clock.now())
+
+    @rpc(expected_exceptions=EXPECTED)
+    def child_bookings(self, child_id: str, start: str, end: str) -> list[dict[str, Any]]:
+        first, last = fields.date_range(start, end, fields.MAX_HISTORY_DAYS)
+        child = access.child(self.communes, self.caller, child_id)
+        with self.db.transaction() as session:
+            return calendar.child_bookings(session, child, first, last)
+
+    # --- the caller's cart ----------------------------------------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_cart(self) -> dict[str, Any]:
+        account_id = access.require_account(self.caller)
+        with self.db.transaction() as session:
+            child_ids = cart.child_ids(session, account_id)
+        children = access.children(self.communes, self.caller, child_ids)
+        with self.db.transaction() as session:
+            return cart.view(session, account_id, children, clock.now())
+
+    @rpc(expected_exceptions=EXPECTED)
+    def add_cart_items(
+        self,
+        child_id: str,
+        activity_id: str,
+        dates: list[str] | None = None,
+        period: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        child = access.child(self.communes, self.caller, child_id)
+        with self.db.transaction() as session:
+            return cart.add_items(
+                session, self.caller.account_id, child, activity_id, dates, period, clock.now()
+            )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def add_cart_cancellations(self, child_id: str, activity_id: str, dates: list[str]) -> dict[str, Any]:
+        child = access.child(self.communes, self.caller, child_id)
+        with self.db.transaction() as session:
+            return cart.add_cancellations(
+                session, self.caller.account_id, child, activity_id, dates, clock.now()
+            )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def remove_cart_item(self, item_id: str) -> None:
+        account_id = access.require_account(self.caller)
+        with self.db.transaction() as session:
+            cart.remove_item(session, account_id, item_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def validate_cart(self, idempotency_key: str) -> dict[str, Any]:
+        account_id = access.require_account(self.caller)
+        with self.db.transaction() as session:
+            plan = validation.prepare(session, account_id, idempotency_key)
+        if plan.response is not None:
+            return plan.response
+        children = access.children(self.communes, self.caller, plan.child_ids)
+        with self.db.transaction() as session:
+            return validation.validate_cart(
+                session, account_id, idempotency_key, children, clock.now(), plan.item_ids
+            )
+
+    # --- housekeeping ---------------------------------------------------------------------------
+
+    @hold_sweep_timer()
+    def release_expired_holds(self) -> None:
+        """Prepaid holds not paid in time give their place back (and the waiting list moves up)."""
+        holds.sweep(self.db, clock.now(), self.settings.hold_sweep_batch)
