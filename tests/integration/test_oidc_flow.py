@@ -1,14 +1,9 @@
 """The OpenID provider through the identity service's `oidc_http` RPC, on the real PostgreSQL and
 RabbitMQ, with requests shaped exactly as the gateway forwards them."""
 
-import json
-import re
 import uuid
-from html import unescape
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from nameko.testing.services import entrypoint_hook
@@ -23,10 +18,9 @@ from services.identity.settings import IdentitySettings
 
 pytestmark = pytest.mark.integration
 
-ISSUER = "http://portal.test"
-PORTAL_CB = "http://portal.test/auth/callback"
-INVOICES_CB = "http://invoices.test/auth/callback"
-PASSWORD = "une phrase de passe"
+from tests import oidc_harness as harness  # noqa: E402
+from tests.oidc_harness import INVOICES_CB, ISSUER, PASSWORD, PORTAL_CB  # noqa: E402, F401
+
 VERIFIER = "integration-verifier-" + "z" * 40
 
 
@@ -62,103 +56,25 @@ def account(identity_db_uri):
         return {"id": created.id, "email": email}
 
 
-class Browser:
-    """Forwards requests as the gateway does (one `oidc_http` RPC each) and keeps its cookies."""
+class Browser(harness.Browser):
+    """Forwards requests as the gateway does: one `oidc_http` RPC each."""
 
     def __init__(self, container):
+        def transport(request):
+            with entrypoint_hook(container, "oidc_http") as oidc_http:
+                raw = oidc_http(request)
+            assert set(raw) == {"status", "headers", "body"}
+            return raw
+
+        super().__init__(transport, client_ip="198.51.100.20")
         self.container = container
-        self.cookies = {}
-        self.set_cookies = []
-
-    def send(self, method, path, params=None, authorization=None, origin=None):
-        cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items()) or None
-        request = {
-            "method": method,
-            "path": path,
-            "query": (params or {}) if method == "GET" else {},
-            "form": (params or {}) if method == "POST" else {},
-            "headers": {
-                "cookie": cookie,
-                "authorization": authorization,
-                "content-type": "application/x-www-form-urlencoded" if method == "POST" else None,
-                "origin": origin,
-            },
-            "client_ip": "198.51.100.20",
-        }
-        with entrypoint_hook(self.container, "oidc_http") as oidc_http:
-            raw = oidc_http(request)
-        assert set(raw) == {"status", "headers", "body"}
-        for name, value in raw["headers"]:
-            if name.lower() == "set-cookie":
-                self.set_cookies.append(value)
-                pair, _, attributes = value.partition(";")
-                key, _, val = pair.partition("=")
-                if "Max-Age=0" in attributes:
-                    self.cookies.pop(key, None)
-                else:
-                    self.cookies[key] = val
-        return Response(raw)
-
-    def follow(self, response):
-        location = urlsplit(response.location)
-        assert f"{location.scheme}://{location.netloc}" == ISSUER
-        return self.send("GET", location.path, {k: v[0] for k, v in parse_qs(location.query).items()})
-
-
-class Response:
-    def __init__(self, raw):
-        self.status = raw["status"]
-        self.headers = raw["headers"]
-        self.body = raw["body"]
-
-    def header(self, name):
-        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
-
-    @property
-    def location(self):
-        return self.header("Location")
-
-    @property
-    def query(self):
-        return {k: v[0] for k, v in parse_qs(urlsplit(self.location).query).items()}
-
-    def json(self):
-        return json.loads(self.body)
-
-    def hidden(self, name):
-        match = re.search(rf'name="{name}" value="([^"]*)"', self.body)
-        return unescape(match.group(1)) if match else None
 
 
 def authorize_params(client_id="portal", redirect_uri=PORTAL_CB, **extra):
-    params = {
-        "response_type": "code",
-        "client_id": client_id,
-        "redirect_uri": redirect_uri,
-        "scope": "openid email",
-        "state": f"state-{uuid.uuid4().hex[:6]}",
-        "nonce": f"nonce-{uuid.uuid4().hex}",
-        "code_challenge": create_s256_code_challenge(VERIFIER),
-        "code_challenge_method": "S256",
-    }
-    params.update(extra)
-    return params
+    return harness.authorize_params(VERIFIER, client_id, redirect_uri, **extra)
 
 
-def sign_in(browser, params, email, password=PASSWORD):
-    to_login = browser.send("GET", "/oidc/authorize", params)
-    assert to_login.status == 302
-    assert to_login.location.startswith(ISSUER + "/oidc/login?")
-    assert to_login.query == params  # the authorization request is preserved
-    page = browser.follow(to_login)
-    assert page.status == 200 and '<html lang="fr">' in page.body
-    form = {
-        "csrf_token": page.hidden("csrf_token"),
-        "authorize": page.hidden("authorize"),
-        "email": email,
-        "password": password,
-    }
-    return browser.send("POST", "/oidc/login", form, origin=ISSUER)
+sign_in = harness.sign_in
 
 
 def code_from(response, params):
@@ -169,14 +85,7 @@ def code_from(response, params):
 
 
 def exchange(browser, code, client_id="portal", redirect_uri=PORTAL_CB, verifier=VERIFIER):
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": redirect_uri,
-        "client_id": client_id,
-        "code_verifier": verifier,
-    }
-    return browser.send("POST", "/oidc/token", form)
+    return harness.exchange(browser, code, verifier, client_id, redirect_uri)
 
 
 def verify_id_token(browser, id_token, audience, nonce):

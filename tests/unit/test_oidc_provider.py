@@ -3,12 +3,9 @@ to oidc.handle_http, as the identity service's `oidc_http` RPC does."""
 
 import base64
 import datetime as dt
-import re
-from html import unescape
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import create_engine, select
@@ -19,10 +16,9 @@ from services.common import clock
 from services.identity import accounts, keys, oidc
 from services.identity.models import AuthorizationCode, Base, LoginSession, OutboxEvent
 from services.identity.settings import IdentitySettings
+from tests import oidc_harness as harness  # noqa: E402
+from tests.oidc_harness import INVOICES_CB, ISSUER, PORTAL_CB  # noqa: E402, F401
 
-ISSUER = "http://portal.test"
-PORTAL_CB = "http://portal.test/auth/callback"
-INVOICES_CB = "http://invoices.test/auth/callback"
 CONFIG = {
     "OIDC_PORTAL_REDIRECT_URIS": PORTAL_CB,
     "OIDC_PORTAL_POST_LOGOUT_URIS": "http://portal.test/",
@@ -31,7 +27,8 @@ CONFIG = {
 }
 SETTINGS = IdentitySettings(public_url=ISSUER, issuer=ISSUER)
 EMAIL = "parent@example.org"
-PASSWORD = "une phrase de passe"
+from tests.oidc_harness import PASSWORD  # noqa: E402
+
 VERIFIER = "correct-verifier-" + "x" * 40
 
 
@@ -52,96 +49,26 @@ def make_account(session, email=EMAIL, verify=True):
     return account
 
 
-class Browser:
-    """Sends what the gateway would forward and keeps the cookies it is given."""
+class Browser(harness.Browser):
+    """Sends what the gateway would forward straight to oidc.handle_http."""
 
     def __init__(self, session, config=CONFIG):
+        super().__init__(self.handle, "203.0.113.7")
         self.session = session
-        self.config = config
-        self.cookies = {}
+        self.config = config  # a test may change it between requests
 
-    def send(self, method, path, params=None, authorization=None, origin=None):
-        cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items()) or None
-        request = {
-            "method": method,
-            "path": path,
-            "query": params if method == "GET" else {},
-            "form": params if method == "POST" else {},
-            "headers": {
-                "cookie": cookie,
-                "authorization": authorization,
-                "content-type": None,
-                "origin": origin,
-            },
-            "client_ip": "203.0.113.7",
-        }
-        response = oidc.handle_http(self.session, SETTINGS, self.config, request)
-        for name, value in response["headers"]:
-            if name.lower() == "set-cookie":
-                pair, _, attributes = value.partition(";")
-                key, _, val = pair.partition("=")
-                if "Max-Age=0" in attributes:
-                    self.cookies.pop(key, None)
-                else:
-                    self.cookies[key] = val
-        return Response(response)
-
-    def follow(self, response):
-        location = urlsplit(response.location)
-        assert f"{location.scheme}://{location.netloc}" == ISSUER
-        return self.send("GET", location.path, {k: v[0] for k, v in parse_qs(location.query).items()})
-
-
-class Response:
-    def __init__(self, raw):
-        self.status = raw["status"]
-        self.headers = raw["headers"]
-        self.body = raw["body"]
-
-    def header(self, name):
-        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
-
-    @property
-    def location(self):
-        return self.header("Location")
-
-    @property
-    def query(self):
-        return {k: v[0] for k, v in parse_qs(urlsplit(self.location).query).items()}
-
-    def hidden(self, name):
-        match = re.search(rf'name="{name}" value="([^"]*)"', self.body)
-        return unescape(match.group(1)) if match else None
+    def handle(self, request):
+        return oidc.handle_http(self.session, SETTINGS, self.config, request)
 
 
 def authorize_params(client_id="portal", redirect_uri=PORTAL_CB, verifier=VERIFIER, **extra):
-    params = {
-        "response_type": "code",
-        "client_id": client_id,
-        "redirect_uri": redirect_uri,
-        "scope": "openid email profile",
-        "state": "state-1",
-        "nonce": f"nonce-{client_id}-{len(extra)}",
-        "code_challenge": create_s256_code_challenge(verifier),
-        "code_challenge_method": "S256",
-    }
-    params.update(extra)
-    return params
+    extra.setdefault("state", "state-1")
+    extra.setdefault("nonce", f"nonce-{client_id}-{len(extra) - 1}")
+    return harness.authorize_params(verifier, client_id, redirect_uri, scope="openid email profile", **extra)
 
 
 def sign_in(browser, params, email=EMAIL, password=PASSWORD):
-    """authorize -> login page -> POST credentials; returns the response to the POST."""
-    to_login = browser.send("GET", "/oidc/authorize", params)
-    assert to_login.status == 302 and to_login.location.startswith(ISSUER + "/oidc/login?")
-    page = browser.follow(to_login)
-    assert page.status == 200
-    form = {
-        "csrf_token": page.hidden("csrf_token"),
-        "authorize": page.hidden("authorize"),
-        "email": email,
-        "password": password,
-    }
-    return browser.send("POST", "/oidc/login", form, origin=ISSUER)
+    return harness.sign_in(browser, params, email, password)
 
 
 def get_code(browser, params):
@@ -153,16 +80,7 @@ def get_code(browser, params):
 
 
 def exchange(browser, code, client_id="portal", redirect_uri=PORTAL_CB, verifier=VERIFIER, **extra):
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": redirect_uri,
-        "client_id": client_id,
-    }
-    if verifier is not None:
-        form["code_verifier"] = verifier
-    form.update(extra)
-    return browser.send("POST", "/oidc/token", form)
+    return harness.exchange(browser, code, verifier, client_id, redirect_uri, **extra)
 
 
 def signed_in(session):
