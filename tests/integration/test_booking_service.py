@@ -12,7 +12,7 @@ import eventlet
 import pytest
 from nameko.events import event_handler
 from nameko.standalone.rpc import ServiceRpcProxy
-from nameko.testing.services import entrypoint_hook, entrypoint_waiter
+from nameko.testing.services import entrypoint_waiter
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -25,28 +25,13 @@ from services.common.db import get_engine
 from services.common.errors import NotFound, Unauthenticated, ValidationFailed
 from services.communes.service import CommunesService
 from services.identity.service import IdentityService
+from tests.integration.helpers import about, agent_of, call, new_parent
 
 pytestmark = pytest.mark.integration
 
 T0 = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)  # Monday 2 March 2026, 09:00 in Paris
 ADMIN = Caller(account_id=str(uuid.uuid4()), roles=("admin",)).as_context()
 _insee = itertools.count(61_000 + uuid.uuid4().int % 30_000)
-_addresses = itertools.count(1)
-
-
-def call(container, method, *args, caller=None, **kwargs):
-    with entrypoint_hook(container, method, context_data=caller) as hook:
-        return hook(*args, **kwargs)
-
-
-def agent_of(commune_id):
-    return Caller(account_id=str(uuid.uuid4()), roles=(f"agent:{commune_id}",)).as_context()
-
-
-def new_parent():
-    return Caller(
-        account_id=str(uuid.uuid4()), client_ip=f"198.51.100.{next(_addresses) % 250 + 1}"
-    ).as_context()
 
 
 class BookingEventsRecorder:
@@ -73,13 +58,6 @@ class BookingEventsRecorder:
     @event_handler("booking", "cart_validated")
     def on_cart_validated(self, payload):
         return payload
-
-
-def about(key, value):
-    def match(worker_ctx, result, exc_info):
-        return bool(worker_ctx.args) and worker_ctx.args[0].get(key) == value
-
-    return match
 
 
 @pytest.fixture

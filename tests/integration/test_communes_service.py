@@ -11,7 +11,7 @@ import pytest
 from nameko.events import event_handler
 from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ServiceRpcProxy
-from nameko.testing.services import entrypoint_hook, entrypoint_waiter
+from nameko.testing.services import entrypoint_waiter
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -31,13 +31,13 @@ from services.communes.models import AgentInvitation, FamilyLink
 from services.communes.service import CommunesService
 from services.communes.settings import CommunesSettings
 from services.identity.service import IdentityService
+from tests.integration.helpers import about, agent_of, call, new_parent
 
 pytestmark = pytest.mark.integration
 
 PASSWORD = "correct horse battery"
 ADMIN = Caller(account_id=str(uuid.uuid4()), roles=("admin",)).as_context()
 _insee = itertools.count(10_000 + uuid.uuid4().int % 50_000)
-_addresses = itertools.count(1)
 
 
 def next_insee():
@@ -46,21 +46,6 @@ def next_insee():
 
 def new_email(label="agent"):
     return f"{label}-{uuid.uuid4().hex[:10]}@example.org"
-
-
-def agent_of(commune_id):
-    return Caller(account_id=str(uuid.uuid4()), roles=(f"agent:{commune_id}",)).as_context()
-
-
-def parent():
-    return Caller(
-        account_id=str(uuid.uuid4()), client_ip=f"198.51.100.{next(_addresses) % 250 + 1}"
-    ).as_context()
-
-
-def call(container, method, *args, caller=None, **kwargs):
-    with entrypoint_hook(container, method, context_data=caller) as hook:
-        return hook(*args, **kwargs)
 
 
 class EventsRecorder:
@@ -83,15 +68,6 @@ class EventsRecorder:
     @event_handler("identity", "email_verification_requested")
     def on_verification(self, payload):
         return payload
-
-
-def about(key, value):
-    """entrypoint_waiter callback: the handler's payload has key == value."""
-
-    def match(worker_ctx, result, exc_info):
-        return bool(worker_ctx.args) and worker_ctx.args[0].get(key) == value
-
-    return match
 
 
 @pytest.fixture
@@ -217,7 +193,7 @@ def test_families_children_codes_and_what_parents_see(platform, commune):
     assert event["code"] == issued["code"] and event["email"] == "famille@example.org"
     assert event["expires_at"] == issued["expires_at"] and event["commune_name"] == "Nantes"
 
-    mother = parent()
+    mother = new_parent()
     with entrypoint_waiter(
         platform.recorder, "on_family_linked", callback=about("family_id", family["id"])
     ) as linked:
@@ -230,7 +206,7 @@ def test_families_children_codes_and_what_parents_see(platform, commune):
     }
     assert linked.get()["account_id"] == mother["account_id"]
     with pytest.raises(CodeAlreadyUsed):
-        call(communes, "redeem_adhesion_code", issued["code"], caller=parent())
+        call(communes, "redeem_adhesion_code", issued["code"], caller=new_parent())
     with pytest.raises(Unauthenticated):
         call(communes, "redeem_adhesion_code", issued["code"])
     second = call(communes, "issue_adhesion_code", cid, family["id"], caller=agent)
@@ -251,7 +227,7 @@ def test_families_children_codes_and_what_parents_see(platform, commune):
         "family_id": family["id"],
     }
     with pytest.raises(NotFound):
-        call(communes, "list_my_children", cid, caller=parent())
+        call(communes, "list_my_children", cid, caller=new_parent())
     read = call(communes, "get_family", cid, family["id"], caller=agent)
     assert read["linked_accounts"] == 1 and [c["id"] for c in read["children"]] == [child["id"]]
 
@@ -267,7 +243,7 @@ def test_families_children_codes_and_what_parents_see(platform, commune):
     assert call(communes, "check_child_access", str(uuid.uuid4()), child["id"])["allowed"] is False
     assert call(communes, "check_child_access", mother["account_id"], child["id"], caller=mother)["allowed"]
     with pytest.raises(Forbidden):
-        call(communes, "check_child_access", mother["account_id"], child["id"], caller=parent())
+        call(communes, "check_child_access", mother["account_id"], child["id"], caller=new_parent())
     assert call(communes, "check_family_access", mother["account_id"], family["id"]) == {
         "allowed": True,
         "commune_id": cid,
@@ -287,7 +263,7 @@ def test_families_children_codes_and_what_parents_see(platform, commune):
 
 
 def test_failed_redemptions_are_throttled(platform):
-    who = parent()
+    who = new_parent()
     for _ in range(10):
         with pytest.raises(InvalidCode):
             call(platform.communes, "redeem_adhesion_code", "ZZZZ-ZZZZ-ZZZZ", caller=who)
@@ -318,7 +294,7 @@ def test_concurrent_redemptions_of_one_code_link_exactly_one_account(platform, c
                 return exc
 
     pool = eventlet.GreenPool()
-    outcomes = list(pool.imap(attempt, [parent() for _ in range(8)]))
+    outcomes = list(pool.imap(attempt, [new_parent() for _ in range(8)]))
     assert sum(not isinstance(o, Exception) for o in outcomes) == 1
     assert sum(isinstance(o, CodeAlreadyUsed) for o in outcomes) == 7
     with Session(create_engine(platform.config["DB_URIS"]["communes"])) as session:
