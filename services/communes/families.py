@@ -189,3 +189,12 @@ def billing_profile(session: Session, caller: Caller, family_id: Any) -> dict[st
         "commune_id": family.commune_id,
         "quotient_familial": family.quotient_familial,
     }
+
+
+def family_contact(session: Session, family_id: Any) -> dict[str, str] | None:
+    """Where to write to a family (for notify, internal callers only): its contact address and name,
+    None if there is no such family."""
+    if not isinstance(family_id, str) or not 0 < len(family_id) <= 64:
+        return None
+    family = session.get(Family, family_id)
+    return None if family is None else {"email": family.email, "name": family.name}

@@ -198,6 +198,14 @@ class CommunesService:
         with self.db.transaction() as session:
             return families.billing_profile(session, self.caller, family_id)
 
+    @rpc(expected_exceptions=EXPECTED)
+    def family_contact(self, family_id: str) -> dict[str, str] | None:
+        """A family's contact address and name, for internal callers only (notify); None if unknown."""
+        if self.caller.account_id is not None:
+            raise errors.Forbidden()
+        with self.db.transaction() as session:
+            return families.family_contact(session, family_id)
+
     @timer(interval=600)
     def purge_throttle(self) -> None:
         """Forget redemption throttle keys that had no failure within the window."""

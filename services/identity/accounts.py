@@ -442,6 +442,15 @@ def describe(session: Session, account: Account) -> dict[str, Any]:
     return _description(account, grants)
 
 
+def contact(session: Session, account_id: Any) -> dict[str, str] | None:
+    """Where to write to an account (for notify): its address and language, None if there is no such
+    account."""
+    if not isinstance(account_id, str) or not 0 < len(account_id) <= 64:
+        return None
+    account = session.get(Account, account_id)
+    return None if account is None else {"email": account.email, "locale": normalize_locale(account.locale)}
+
+
 def grant_role(session: Session, account_id: str, role: str, scope: str, granted_by: str | None) -> bool:
     """Idempotent: True if the grant is new."""
     if role not in ROLES:

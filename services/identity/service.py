@@ -126,6 +126,14 @@ class IdentityService:
             return None if account is None else accounts.describe(session, account)
 
     @rpc(expected_exceptions=EXPECTED)
+    def contact(self, account_id: str) -> dict[str, str] | None:
+        """An account's address and locale, for internal callers only (notify); None if unknown."""
+        if self.caller.account_id is not None:
+            raise errors.Forbidden()
+        with self.db.transaction() as session:
+            return accounts.contact(session, account_id)
+
+    @rpc(expected_exceptions=EXPECTED)
     def oidc_http(self, request: dict[str, Any]) -> dict[str, Any]:
         """The OpenID provider's HTTP endpoints, forwarded as plain data by the gateway (oidc_http.py)."""
         with self.db.transaction() as session:

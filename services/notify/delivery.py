@@ -267,7 +267,17 @@ def accept_event(
 ) -> OutgoingMessage | None:
     """An event from identity or communes: at most one pending message per event, however often it
     arrives. Raises InvalidPayload (before touching the database) for an event that can never be sent."""
-    request = request_from_event(event_type, payload, portal_url)
+    return accept_request(session, event_type, request_from_event(event_type, payload, portal_url))
+
+
+def already_handled(session: Session, event_type: str, event_id: str) -> bool:
+    """Whether this event already produced its email (a read: no lock, no row written)."""
+    return session.get(ProcessedEvent, (f"{CONSUMER}.{event_type}", event_id)) is not None
+
+
+def accept_request(session: Session, event_type: str, request: Request) -> OutgoingMessage | None:
+    """Record the event as handled and queue its email, in the caller's transaction; None if the event
+    was handled before (a redelivery)."""
     if not first_delivery(session, ProcessedEvent, f"{CONSUMER}.{event_type}", request.source_event_id):
         log.info("event %s (%s) already handled", request.source_event_id, event_type)
         return None

@@ -15,6 +15,22 @@ Consumed from "communes" (the fields notify reads are checked in delivery.py; ot
   expires_at, locale}. `code` is the secret in its display form `XXXX-XXXX-XXXX` (A-Z, 0-9),
   `expires_at` ISO 8601 (required: the email says until when the code works; not sent after that).
 - agent_invited: {event_id, commune_id, commune_name, email, locale, link} (+ optional expires_at)
+
+Consumed from "booking" (no address in them: notify asks identity's `contact(account_id)` or
+communes' `family_contact(family_id)` when it handles the event; checks in booking.py):
+- cart_validated: {event_id, account_id, idempotency_key, results, lines: [{child_first_name,
+  activity_name, date, action (book|cancel), outcome, reason}]} -> one summary to the account
+- booking_promoted: {event_id, booking_id, child_id, activity_id, date, commune_id, family_id,
+  account_id, status (confirmed|pending_payment), hold_expires_at (required when pending_payment),
+  child_first_name, activity_name} -> "a place became available", to the account
+- cancellation_decided: {event_id, request_id, booking_id, child_id, activity_id, date, commune_id,
+  family_id, account_id, decision (approved|rejected), reason (free text or null), billing_mode,
+  child_first_name, activity_name} -> to the account
+- booking_changed_by_agent: {event_id, commune_id, family_id, child_id, child_first_name,
+  activity_name, lines: [{date, action, outcome, reason}]} -> to the family's contact address
+Outcomes: confirmed, waitlisted, pending_payment, requested, cancelled, rejected; reasons (or null):
+FULL, DEADLINE_PASSED, CLOSED, NOT_ELIGIBLE, ALREADY_BOOKED, NOT_BOOKED, CANCELLATION_NOT_ALLOWED,
+NOT_SCHEDULED.
 """
 
 MESSAGE_SENT = "message_sent"
@@ -28,3 +44,9 @@ PASSWORD_CHANGED = "password_changed"
 COMMUNES = "communes"
 ADHESION_CODE_ISSUED = "adhesion_code_issued"
 AGENT_INVITED = "agent_invited"
+
+BOOKING = "booking"
+CART_VALIDATED = "cart_validated"
+BOOKING_PROMOTED = "booking_promoted"
+CANCELLATION_DECIDED = "cancellation_decided"
+BOOKING_CHANGED_BY_AGENT = "booking_changed_by_agent"

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
+from email.headerregistry import Address
 from typing import Any
 
 import eventlet
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.common.db import WorkerDb, new_id
-from services.common.errors import ValidationFailed
-from services.notify import delivery
-from services.notify.rendering import pick_locale
+from services.common.errors import ServiceError, ServiceTimeout, ServiceUnavailable, ValidationFailed
+from services.notify import booking, delivery
+from services.notify.rendering import DEFAULT_LOCALE, pick_locale
 from services.notify.settings import NotifySettings
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,105 @@ def handle_event(db: WorkerDb, settings: NotifySettings, event_type: str, payloa
             "event %s (%s) not stored (%s); requeued", _event_id_of(payload), event_type, type(exc).__name__
         )
         eventlet.sleep(settings.requeue_delay_seconds)  # don't spin while the database is down
+        if isinstance(exc, SQLAlchemyError):
+            raise RetryLater(type(exc).__name__) from None
+        raise
+
+
+def recipient_of(notice: booking.Notice, identity: Any, communes: Any) -> tuple[Address, str, dict] | None:
+    """(address, locale, extra context) of a booking email's recipient, asked now over RPC; None if
+    the account or family does not exist. A family has no language of its own: French.
+    Raises what the RPC raises (ServiceUnavailable, ServiceTimeout...); InvalidPayload for an address
+    that can never be written to."""
+    if notice.recipient == booking.ACCOUNT:
+        found = identity.contact(notice.recipient_id)
+        if found is None:
+            return None
+        return _address(found), pick_locale(found.get("locale")), {}
+    found = communes.family_contact(notice.recipient_id)
+    if found is None:
+        return None
+    try:
+        family_name = delivery._name(found, "name", required=False)
+    except delivery.InvalidPayload:  # a name we cannot print on one line: the email goes without it
+        family_name = None
+    return _address(found), DEFAULT_LOCALE, {"family_name": family_name}
+
+
+def _address(found: Any) -> Address:
+    email = found.get("email") if isinstance(found, dict) else None
+    if not isinstance(email, str) or len(email) > 254:
+        raise delivery.InvalidPayload("recipient has no valid email")
+    try:
+        return delivery.parse_address(email.strip())
+    except delivery.InvalidPayload:
+        raise delivery.InvalidPayload("recipient has no valid email") from None
+
+
+def handle_booking_event(
+    db: WorkerDb, settings: NotifySettings, identity: Any, communes: Any, event_type: str, payload: Any
+) -> str | None:
+    """Queue the email a booking event asks for, to the address identity (an account) or communes (a
+    family) gives now; the id of the new message, None if there is none.
+
+    Dropped with a log line (ids only): an event that can never become an email, a recipient that
+    does not exist (or whose address is unusable), a refusal by identity or communes. Anything else
+    (identity, communes or the database down or slow) pauses briefly, then raises so that the broker
+    redelivers: the email is not lost."""
+    try:
+        notice = booking.notice_from_event(event_type, payload, settings.portal_url)
+    except delivery.InvalidPayload as exc:
+        log.error("dropped event %s (%s): %s", _event_id_of(payload), event_type, exc)
+        return None
+    try:
+        with db.transaction() as session:  # a redelivery after the email was queued: no RPC
+            if delivery.already_handled(session, event_type, notice.event_id):
+                log.info("event %s (%s) already handled", notice.event_id, event_type)
+                return None
+        found = recipient_of(notice, identity, communes)
+        if found is None:
+            log.warning(
+                "dropped event %s (%s): no %s %s",
+                notice.event_id,
+                event_type,
+                notice.recipient,
+                notice.recipient_id,
+            )
+            return None
+        to, locale, extra = found
+        request = delivery.Request(
+            source_event_id=notice.event_id,
+            kind=notice.kind,
+            to=to,
+            locale=locale,
+            context={**notice.context, **extra},
+            expires_at=notice.expires_at,
+        )
+        with db.transaction() as session:
+            message = delivery.accept_request(session, event_type, request)
+            return message.id if message is not None else None
+    except delivery.InvalidPayload as exc:
+        log.error(
+            "dropped event %s (%s) for %s %s: %s",
+            notice.event_id,
+            event_type,
+            notice.recipient,
+            notice.recipient_id,
+            exc,
+        )
+        return None
+    except ServiceError as exc:
+        if not isinstance(exc, ServiceTimeout | ServiceUnavailable):  # refused for good: retrying won't help
+            log.error(
+                "dropped event %s (%s): recipient lookup refused (%s)", notice.event_id, event_type, exc.code
+            )
+            return None
+        log.error("event %s (%s) not handled (%s); requeued", notice.event_id, event_type, exc.code)
+        eventlet.sleep(settings.requeue_delay_seconds)
+        raise
+    except Exception as exc:
+        log.error("event %s (%s) not handled (%s); requeued", notice.event_id, event_type, type(exc).__name__)
+        eventlet.sleep(settings.requeue_delay_seconds)
         if isinstance(exc, SQLAlchemyError):
             raise RetryLater(type(exc).__name__) from None
         raise

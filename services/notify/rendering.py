@@ -21,6 +21,55 @@ LOCALES = ("fr", "en")
 DISPLAY_TIME_ZONE = "Europe/Paris"
 
 _EN_MONTHS = ("January February March April May June July August September October November December").split()
+_FR_MONTHS = "janvier février mars avril mai juin juillet août septembre octobre novembre décembre".split()
+_EN_DAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
+_FR_DAYS = "lundi mardi mercredi jeudi vendredi samedi dimanche".split()
+
+# booking's outcomes and reasons, as parents read them
+OUTCOME_LABELS: dict[str, dict[str, str]] = {
+    "fr": {
+        "confirmed": "confirmé",
+        "waitlisted": "sur liste d'attente",
+        "pending_payment": "en attente de paiement",
+        "requested": "demande d'annulation transmise",
+        "cancelled": "annulé",
+        "rejected": "refusé",
+    },
+    "en": {
+        "confirmed": "confirmed",
+        "waitlisted": "on the waiting list",
+        "pending_payment": "awaiting payment",
+        "requested": "cancellation request sent",
+        "cancelled": "cancelled",
+        "rejected": "refused",
+    },
+}
+REASON_LABELS: dict[str, dict[str, str]] = {
+    "fr": {
+        "FULL": "complet",
+        "DEADLINE_PASSED": "date limite dépassée",
+        "CLOSED": "fermé ce jour-là",
+        "NOT_ELIGIBLE": "enfant non éligible",
+        "ALREADY_BOOKED": "déjà réservé",
+        "NOT_BOOKED": "aucune réservation à annuler",
+        "CANCELLATION_NOT_ALLOWED": "annulation non autorisée",
+        "NOT_SCHEDULED": "pas d'activité ce jour-là",
+    },
+    "en": {
+        "FULL": "full",
+        "DEADLINE_PASSED": "deadline passed",
+        "CLOSED": "closed that day",
+        "NOT_ELIGIBLE": "child not eligible",
+        "ALREADY_BOOKED": "already booked",
+        "NOT_BOOKED": "no booking to cancel",
+        "CANCELLATION_NOT_ALLOWED": "cancellation not allowed",
+        "NOT_SCHEDULED": "no activity that day",
+    },
+}
+ACTION_LABELS: dict[str, dict[str, str]] = {
+    "fr": {"book": "réservation", "cancel": "annulation"},
+    "en": {"book": "booking", "cancel": "cancellation"},
+}
 
 
 @dataclass(frozen=True)
@@ -52,6 +101,30 @@ def local_datetime(moment: dt.datetime, lang: str) -> str:
     return f"{local:%d/%m/%Y} à {local:%H}h{local:%M}{suffix}"
 
 
+def long_date(day: dt.date, lang: str) -> str:
+    """A day as parents say it: `lundi 7 décembre 2026`, `mardi 1er décembre`, `Monday 7 December 2026`."""
+    if lang == "en":
+        return f"{_EN_DAYS[day.weekday()]} {day.day} {_EN_MONTHS[day.month - 1]} {day.year}"
+    number = "1er" if day.day == 1 else str(day.day)
+    return f"{_FR_DAYS[day.weekday()]} {number} {_FR_MONTHS[day.month - 1]} {day.year}"
+
+
+def outcome_label(outcome: str, reason: str | None, lang: str) -> str:
+    """`confirmé`, `refusé : complet` / `refused: full` (a reason is given for refusals only)."""
+    label = OUTCOME_LABELS[lang][outcome]
+    if outcome == "rejected" and reason:
+        return (
+            f"{label} : {REASON_LABELS[lang][reason]}"
+            if lang == "fr"
+            else f"{label}: {REASON_LABELS[lang][reason]}"
+        )
+    return label
+
+
+def action_label(action: str, lang: str) -> str:
+    return ACTION_LABELS[lang][action]
+
+
 @functools.cache
 def environment() -> Environment:
     env = Environment(
@@ -63,6 +136,9 @@ def environment() -> Environment:
         keep_trailing_newline=True,
     )
     env.filters["local_datetime"] = local_datetime
+    env.filters["long_date"] = long_date
+    env.globals["outcome_label"] = outcome_label
+    env.globals["action_label"] = action_label
     return env
 
 

@@ -14,6 +14,7 @@ from services.common.context import Caller, CallerProvider
 from services.common.db import Database
 from services.common.health import readiness
 from services.common.messaging import OutboxRelay
+from services.common.rpc import ServiceRpc
 from services.notify import events, inbound
 from services.notify.models import Base, OutboxEvent
 from services.notify.sender import MailSender
@@ -29,6 +30,8 @@ class NotifyService:
     outbox = OutboxRelay(OutboxEvent)
     sender: MailSender = MailSender()
     caller: Caller = CallerProvider()
+    identity = ServiceRpc("identity")  # booking emails: an account's address and language
+    communes = ServiceRpc("communes")  # booking emails: a family's contact address
 
     config = Config()
 
@@ -55,6 +58,29 @@ class NotifyService:
     @event_handler(events.COMMUNES, events.AGENT_INVITED, requeue_on_error=True)
     def on_agent_invited(self, payload: dict[str, Any]) -> None:
         inbound.handle_event(self.db, self.settings, events.AGENT_INVITED, payload)
+
+    # booking's events name their recipient by id: the address is asked for now (inbound.py)
+
+    @event_handler(events.BOOKING, events.CART_VALIDATED, requeue_on_error=True)
+    def on_cart_validated(self, payload: dict[str, Any]) -> None:
+        self._booking_event(events.CART_VALIDATED, payload)
+
+    @event_handler(events.BOOKING, events.BOOKING_PROMOTED, requeue_on_error=True)
+    def on_booking_promoted(self, payload: dict[str, Any]) -> None:
+        self._booking_event(events.BOOKING_PROMOTED, payload)
+
+    @event_handler(events.BOOKING, events.CANCELLATION_DECIDED, requeue_on_error=True)
+    def on_cancellation_decided(self, payload: dict[str, Any]) -> None:
+        self._booking_event(events.CANCELLATION_DECIDED, payload)
+
+    @event_handler(events.BOOKING, events.BOOKING_CHANGED_BY_AGENT, requeue_on_error=True)
+    def on_booking_changed_by_agent(self, payload: dict[str, Any]) -> None:
+        self._booking_event(events.BOOKING_CHANGED_BY_AGENT, payload)
+
+    def _booking_event(self, event_type: str, payload: dict[str, Any]) -> None:
+        inbound.handle_booking_event(
+            self.db, self.settings, self.identity, self.communes, event_type, payload
+        )
 
     @rpc
     def health(self) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from jinja2 import UndefinedError
 from markupsafe import escape
 
 from services.identity import events as identity_events
-from services.notify import delivery, events
+from services.notify import booking, delivery, events
 from services.notify.rendering import (
     LOCALES,
     TEMPLATES_DIR,
@@ -28,7 +28,13 @@ KINDS = [
     delivery.TEST,
     delivery.ADHESION_CODE,
     delivery.AGENT_INVITATION,
+    booking.BOOKING_SUMMARY,
+    booking.PLACE_FREED,
+    booking.CANCELLATION_DECISION,
+    booking.AGENT_BOOKING_CHANGE,
 ]
+DAY = dt.date(2026, 12, 7)
+LINES = [{"date": DAY, "action": "book", "outcome": "confirmed", "reason": None}]
 LINK_KINDS = (delivery.VERIFY_EMAIL, delivery.RESET_PASSWORD, delivery.AGENT_INVITATION)
 PLACEHOLDER = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
 
@@ -51,6 +57,17 @@ def context_for(kind, commune_name="Saint-Étienne"):
             "email": "agent@mairie.example.fr",
             "expires_at": EXPIRES,
         }
+    if kind == booking.BOOKING_SUMMARY:
+        activities = [{"name": "Cantine", "lines": LINES}]
+        return {"children": [{"first_name": "Léa", "activities": activities}], "outcomes": ["confirmed"]}
+    if kind == booking.PLACE_FREED:
+        names = {"child_first_name": "Léa", "activity_name": "Cantine", "date": DAY}
+        return {**names, "status": "pending_payment", "hold_expires_at": EXPIRES, "portal_url": PORTAL}
+    if kind == booking.CANCELLATION_DECISION:
+        names = {"child_first_name": "Léa", "activity_name": "Cantine", "date": DAY}
+        return {**names, "decision": "approved", "reason": None, "billing_mode": "postpaid"}
+    if kind == booking.AGENT_BOOKING_CHANGE:
+        return {"child_first_name": "Léa", "activity_name": "Cantine", "lines": LINES, "family_name": None}
     return {}
 
 
