@@ -12,6 +12,7 @@ from gateway.base import GatewayBase
 from gateway.memberships import MembershipEvents
 from gateway.routes.accounts import AccountRoutes
 from gateway.routes.booking import BookingRoutes
+from gateway.routes.booking_agent import BookingAgentRoutes, CalendarFeedRoutes
 from gateway.routes.communes import CommuneRoutes
 from gateway.routes.oidc import OidcRoutes
 from gateway.routes.pages import PageRoutes
@@ -24,6 +25,8 @@ class GatewayService(
     AccountRoutes,
     CommuneRoutes,
     BookingRoutes,
+    BookingAgentRoutes,
+    CalendarFeedRoutes,
     OidcRoutes,
     PageRoutes,
     PlatformRoutes,

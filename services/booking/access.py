@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from services.common.context import Caller
@@ -31,6 +31,8 @@ class ChildInfo:
     commune_id: str
     birth_date: dt.date | None = None
     class_name: str | None = None
+    # for the emails events enable (never the last name); a label, not part of the child's identity
+    first_name: str | None = field(default=None, compare=False)
 
 
 def require_account(caller: Caller) -> str:
@@ -65,6 +67,7 @@ def child_info(child_id: str, answer: Any) -> ChildInfo | None:
         commune_id=answer["commune_id"],
         birth_date=dt.date.fromisoformat(birth) if isinstance(birth, str) else None,
         class_name=child.get("class_name"),
+        first_name=child.get("first_name"),
     )
 
 
@@ -96,3 +99,31 @@ def may_list_activities(communes: Any, caller: Caller, commune_id: Any) -> bool:
     if not isinstance(commune_id, str):
         return False
     return any(entry.get("id") == commune_id for entry in communes.list_memberships() or ())
+
+
+def staff_child(communes: Any, caller: Caller, commune_id: Any, child_id: Any) -> tuple[str, ChildInfo]:
+    """(role, child) for an agent (or admin) acting for a family of this commune: the child must
+    belong to the commune (NotFound otherwise, whether it exists or not). Agents are answered by
+    communes like parents (with the child's first name, class and birth date); an admin is not
+    recorded as an agent there, so it gets the child's commune and family only (no name)."""
+    role = staff_role(caller, commune_id)
+    if not isinstance(child_id, str) or not 0 < len(child_id) <= 64:
+        raise NotFound()
+    answer = communes.check_child_access(caller.account_id, child_id)
+    info = child_info(child_id, answer)
+    if info is None and role == ADMIN and isinstance(answer, dict) and answer.get("commune_id"):
+        info = ChildInfo(id=child_id, family_id=answer.get("family_id"), commune_id=answer["commune_id"])
+    if info is None or info.commune_id != commune_id:
+        raise NotFound()
+    return role, info
+
+
+def first_names(communes: Any, caller: Caller, child_ids: Iterable[str]) -> dict[str, str | None]:
+    """The first names of these children, one check_child_access call each (N calls: communes
+    has no batch RPC for names yet). Children the caller may not see get None."""
+    account_id = require_account(caller)
+    names: dict[str, str | None] = {}
+    for child_id in sorted(set(child_ids)):
+        info = child_info(child_id, communes.check_child_access(account_id, child_id))
+        names[child_id] = info.first_name if info is not None else None
+    return names

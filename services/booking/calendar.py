@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.booking import capacity, days, views
+from services.booking import attendance, capacity, days, views
 from services.booking.access import ChildInfo
 from services.booking.day_state import BOOKING_STATUSES, day_state
 from services.booking.models import ACTIVE_STATUSES, CANCELLED, Activity, Booking
@@ -62,6 +62,7 @@ class DayFacts:
         ids = list(self.activities)
         self.places = capacity.taken_by_day(session, ids, first, last)
         self.bookings = child_bookings_by_day(session, child.id, ids, first, last) if child else {}
+        self.attendance = attendance.by_day(session, child.id, ids, first, last) if child else {}
 
     def describe(self, activity_id: str, day: dt.date, now: dt.datetime) -> dict[str, Any]:
         rules = self.days[activity_id]
@@ -76,7 +77,7 @@ class DayFacts:
             closed=rules.closed(day) or not rules.scheduled(day),
             eligible=rules.eligible(self.child, day),
             booking_status=status,
-            attendance=None,
+            attendance=self.attendance.get((activity_id, day)),
             places_left=places_left,
             book_until=book_until,
         )

@@ -140,7 +140,13 @@ def promote(session: Session, days: ActivityDays, occurrence_id: str, day: dt.da
             candidate.status = CONFIRMED
         candidate.updated_at = now
         session.flush()
-        events.booking_event(session, events.BOOKING_PROMOTED, candidate)
+        events.booking_event(
+            session,
+            events.BOOKING_PROMOTED,
+            candidate,
+            child_first_name=candidate.child_first_name,
+            activity_name=activity.name,
+        )
         follow_up = events.BOOKING_HELD if candidate.status == PENDING_PAYMENT else events.BOOKING_CONFIRMED
         events.booking_event(session, follow_up, candidate)
         promoted += 1

@@ -7,12 +7,26 @@ account_id (who booked), status, hold_expires_at (prepaid holds, else null)}:
 - booking_held: a prepaid place is held until hold_expires_at, waiting for the payment
 - booking_waitlisted: no place left; + position (order of arrival on that day's waiting list)
 - booking_promoted: a waitlisted booking got a freed place (followed by booking_confirmed or
-  booking_held for the same booking, so consumers of those need not know about promotions)
+  booking_held for the same booking, so consumers of those need not know about promotions);
+  + child_first_name, activity_name (for the parent's email)
 - booking_released: a prepaid hold expired unpaid; its place was freed
-- booking_cancelled: cancelled by the parent (auto-approved, an unpaid hold, or leaving the list)
+- booking_cancelled: cancelled at once: by the parent (auto-approved, an unpaid hold, leaving the
+  list) or by an agent (+ by_agent: true). Billing credits or refunds these by the activity's rule.
+  An approved request gives cancellation_decided instead (never both for one cancellation).
+- booking_confirmed by an agent on behalf of a family: + by_agent: true
 - cancellation_requested: + request_id; an agent must decide (the place stays taken until then)
+- cancellation_decided: {request_id, booking_id, child_id, activity_id, date, commune_id, family_id,
+  account_id (the parent who asked), decision ("approved" | "rejected"), reason (the agent's, or
+  null), billing_mode, decided_by, child_first_name, activity_name}
+- attendance_marked: {booking_id, child_id, activity_id, date, commune_id, family_id, status
+  ("present" | "absent" | "absent_justified"), marked_by}
+- booking_changed_by_agent: {commune_id, family_id, child_id, child_first_name, activity_name,
+  activity_id, account_id (the agent), lines: [{date, action, outcome, reason}]}: one per on-behalf
+  request, for the family's email (notify asks communes for the contact address)
 Cart:
-- cart_validated: {account_id, idempotency_key, results} (results as validate_cart returns them)
+- cart_validated: {account_id, idempotency_key, results (as validate_cart returns them), lines:
+  [{child_first_name, activity_name, date, action, outcome, reason}]}: one summary email per
+  validation
 """
 
 from __future__ import annotations
@@ -32,6 +46,9 @@ BOOKING_RELEASED = "booking_released"
 BOOKING_CANCELLED = "booking_cancelled"
 CANCELLATION_REQUESTED = "cancellation_requested"
 CART_VALIDATED = "cart_validated"
+CANCELLATION_DECIDED = "cancellation_decided"
+ATTENDANCE_MARKED = "attendance_marked"
+BOOKING_CHANGED_BY_AGENT = "booking_changed_by_agent"
 
 
 def booking_payload(booking: Booking) -> dict[str, Any]:
@@ -53,6 +70,17 @@ def booking_event(session: Session, event_type: str, booking: Booking, **extra: 
     return record_event(session, OutboxEvent, event_type, {**booking_payload(booking), **extra})
 
 
-def cart_validated(session: Session, account_id: str, key: str, results: list[dict[str, Any]]) -> str:
-    payload = {"account_id": account_id, "idempotency_key": key, "results": results}
+def cart_validated(
+    session: Session,
+    account_id: str,
+    key: str,
+    results: list[dict[str, Any]],
+    lines: list[dict[str, Any]] | None = None,
+) -> str:
+    payload = {"account_id": account_id, "idempotency_key": key, "results": results, "lines": lines or []}
     return record_event(session, OutboxEvent, CART_VALIDATED, payload)
+
+
+def record(session: Session, event_type: str, payload: dict[str, Any]) -> str:
+    """Any other event of this module's list, in the caller's transaction."""
+    return record_event(session, OutboxEvent, event_type, payload)

@@ -25,3 +25,13 @@ class IdempotencyKeyReused(ServiceError):
     code = "IDEMPOTENCY_KEY_REUSED"
     status = 422
     default_message = "Cette clé d'idempotence a déjà servi pour un autre panier."
+
+
+class AlreadyDecided(Conflict):
+    code = "ALREADY_DECIDED"
+    default_message = "Cette demande d'annulation a déjà été traitée."
+
+
+class NotBooked(Conflict):
+    code = "NOT_BOOKED"
+    default_message = "Cet enfant n'est pas inscrit à cette activité ce jour-là."

@@ -1,6 +1,6 @@
 """booking's tables: activities and their closures, occurrences (one row per activity and day: the
 places, taken by conditional update), bookings, cancellation requests, carts and the idempotency
-record of each cart validation."""
+record of each cart validation; attendance, calendar feeds and the agents' audit trail."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (
+    DDL,
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -17,6 +19,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    event,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -149,6 +152,10 @@ class Booking(Base):
     cart_validation_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    # The child's first name as communes gave it when the booking was made: the one personal datum
+    # booking keeps, so that events about this booking (a promotion, a decision) can be emailed
+    # without calling communes back inside a transaction. Refreshed by nothing; never shown to others.
+    child_first_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
 class CancellationRequest(Base):
@@ -160,10 +167,11 @@ class CancellationRequest(Base):
     booking_id: Mapped[str] = mapped_column(ForeignKey("bookings.id"), index=True)
     commune_id: Mapped[str] = mapped_column(String(36))
     account_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    status: Mapped[str] = mapped_column(String(20))  # pending (decisions come in a later slice)
+    status: Mapped[str] = mapped_column(String(20))  # pending, approved, rejected
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     decided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     decided_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(500), nullable=True)  # the agent's, told to the parent
 
 
 class CartItem(Base):
@@ -195,3 +203,88 @@ class CartValidation(Base):
     cart: Mapped[list[Any]] = mapped_column(JSON)
     response: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class Attendance(Base):
+    """What happened on a booked day: present, absent or absent with justification. One row per
+    activity, child and day; marking again overwrites it."""
+
+    __tablename__ = "attendance"
+    __table_args__ = (
+        UniqueConstraint("activity_id", "child_id", "date", name="uq_attendance_day"),
+        CheckConstraint("status IN ('present', 'absent', 'absent_justified')", name="ck_attendance_status"),
+        Index("ix_attendance_child_date", "child_id", "date"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    booking_id: Mapped[str] = mapped_column(ForeignKey("bookings.id"))
+    activity_id: Mapped[str] = mapped_column(ForeignKey("activities.id"))
+    child_id: Mapped[str] = mapped_column(String(36))
+    date: Mapped[dt.date] = mapped_column(Date)
+    commune_id: Mapped[str] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(20))
+    marked_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    marked_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
+class CalendarFeed(Base):
+    """A child's private iCalendar feed: the secret token (256 bits) is stored as its SHA-256 only.
+    One feed per child: a new one replaces (revokes) the previous; revoking deletes the row. The
+    account that made it is kept: the feed stops when that account loses access to the child."""
+
+    __tablename__ = "calendar_feeds"
+    __table_args__ = (UniqueConstraint("child_id", name="uq_calendar_feeds_child"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    child_id: Mapped[str] = mapped_column(String(36))
+    commune_id: Mapped[str] = mapped_column(String(36))
+    account_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class BookingAuditEntry(Base):
+    """Who (account id, role) did what to which booking, request or attendance, in which commune, and
+    when: agents' and admins' acts for families. Ids and action names only. Append-only: triggers
+    refuse UPDATE and DELETE (migration 0002; APPEND_ONLY_TRIGGERS below for create_all)."""
+
+    __tablename__ = "booking_audit"
+    __table_args__ = (Index("ix_booking_audit_commune", "commune_id", "id"),)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    account_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    role: Mapped[str] = mapped_column(String(10))
+    action: Mapped[str] = mapped_column(String(40))
+    entity_type: Mapped[str] = mapped_column(String(30))
+    entity_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    child_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    commune_id: Mapped[str] = mapped_column(String(36))
+
+
+# The append-only triggers of booking_audit (migration 0002 runs the same statements).
+PG_AUDIT_FUNCTION = """
+CREATE OR REPLACE FUNCTION booking_audit_append_only() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'booking_audit is append-only';
+END;
+$$ LANGUAGE plpgsql
+"""
+PG_AUDIT_TRIGGERS = (
+    "CREATE TRIGGER booking_audit_no_change BEFORE UPDATE OR DELETE ON booking_audit "
+    "FOR EACH ROW EXECUTE FUNCTION booking_audit_append_only()",
+    "CREATE TRIGGER booking_audit_no_truncate BEFORE TRUNCATE ON booking_audit "
+    "FOR EACH STATEMENT EXECUTE FUNCTION booking_audit_append_only()",
+)
+SQLITE_AUDIT_TRIGGERS = (
+    "CREATE TRIGGER booking_audit_no_update BEFORE UPDATE ON booking_audit "
+    "BEGIN SELECT RAISE(ABORT, 'booking_audit is append-only'); END",
+    "CREATE TRIGGER booking_audit_no_delete BEFORE DELETE ON booking_audit "
+    "BEGIN SELECT RAISE(ABORT, 'booking_audit is append-only'); END",
+)
+
+for _statement in (PG_AUDIT_FUNCTION, *PG_AUDIT_TRIGGERS):
+    event.listen(
+        BookingAuditEntry.__table__, "after_create", DDL(_statement).execute_if(dialect="postgresql")
+    )
+for _statement in SQLITE_AUDIT_TRIGGERS:
+    event.listen(BookingAuditEntry.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))

@@ -9,7 +9,20 @@ from typing import Any
 
 from nameko.rpc import rpc
 
-from services.booking import access, activities, calendar, cart, fields, holds, validation
+from services.booking import (
+    access,
+    activities,
+    attendance,
+    calendar,
+    cancellation_requests,
+    cart,
+    feeds,
+    fields,
+    holds,
+    on_behalf,
+    roster,
+    validation,
+)
 from services.booking.models import Base, OutboxEvent
 from services.booking.settings import BookingSettings, Settings
 from services.booking.timers import hold_sweep_timer
@@ -136,6 +149,95 @@ class BookingService:
             return validation.validate_cart(
                 session, account_id, idempotency_key, children, clock.now(), plan.item_ids
             )
+
+    # --- agents: roster, attendance, on-behalf acts, cancellation requests ----------------------
+
+    @rpc(expected_exceptions=EXPECTED)
+    def roster(self, commune_id: str, activity_id: str, date: str) -> dict[str, Any]:
+        """The day's roster; first names asked of communes, one check_child_access per child."""
+        with self.db.transaction() as session:
+            data = roster.roster(session, self.caller, commune_id, activity_id, date)
+        names = access.first_names(self.communes, self.caller, [c["child_id"] for c in data["children"]])
+        return roster.with_names(data, names)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def roster_csv(self, commune_id: str, activity_id: str, date: str) -> str:
+        """The same roster as CSV text (starts with the BOM; UTF-8, `;`)."""
+        return roster.to_csv(self.roster(commune_id, activity_id, date))
+
+    @rpc(expected_exceptions=EXPECTED)
+    def mark_attendance(
+        self, commune_id: str, activity_id: str, date: str, child_id: str, status: str
+    ) -> dict[str, Any]:
+        with self.db.transaction() as session:
+            return attendance.mark(
+                session, self.caller, commune_id, activity_id, date, child_id, status, clock.now()
+            )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def book_on_behalf(
+        self, commune_id: str, child_id: str, activity_id: str, dates: list[str]
+    ) -> dict[str, Any]:
+        role, child = access.staff_child(self.communes, self.caller, commune_id, child_id)
+        with self.db.transaction() as session:
+            return on_behalf.book(
+                session, self.caller.account_id, role, child, activity_id, dates, clock.now()
+            )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def cancel_on_behalf(
+        self, commune_id: str, child_id: str, activity_id: str, dates: list[str]
+    ) -> dict[str, Any]:
+        role, child = access.staff_child(self.communes, self.caller, commune_id, child_id)
+        with self.db.transaction() as session:
+            return on_behalf.cancel(
+                session, self.caller.account_id, role, child, activity_id, dates, clock.now()
+            )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_cancellation_requests(self, commune_id: str, status: str = "pending") -> list[dict[str, Any]]:
+        with self.db.transaction() as session:
+            return cancellation_requests.list_requests(session, self.caller, commune_id, status)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def decide_cancellation(
+        self, commune_id: str, request_id: str, decision: str, reason: str | None = None
+    ) -> dict[str, Any]:
+        with self.db.transaction() as session:
+            return cancellation_requests.decide(
+                session, self.caller, commune_id, request_id, decision, reason, clock.now()
+            )
+
+    # --- a child's private calendar feed ------------------------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED)
+    def create_calendar_feed(self, child_id: str) -> dict[str, Any]:
+        """A new secret token (the previous one is revoked); the gateway makes the URL."""
+        child = access.child(self.communes, self.caller, child_id)
+        with self.db.transaction() as session:
+            return {"token": feeds.create(session, child, self.caller.account_id, clock.now())}
+
+    @rpc(expected_exceptions=EXPECTED)
+    def revoke_calendar_feed(self, child_id: str) -> None:
+        child = access.child(self.communes, self.caller, child_id)
+        with self.db.transaction() as session:
+            feeds.revoke(session, child.id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def calendar_feed(self, token: str) -> str:
+        """The feed's iCalendar text; NotFound for an unknown or revoked token, or when the account
+        that made it may no longer see the child. No caller needed: the token is the secret."""
+        with self.db.transaction() as session:
+            feed = feeds.find(session, token)
+        if feed is None:
+            raise errors.NotFound()
+        child = access.child_info(
+            feed.child_id, self.communes.check_child_access(feed.account_id, feed.child_id)
+        )
+        if child is None:
+            raise errors.NotFound()
+        with self.db.transaction() as session:
+            return feeds.render(session, feed, child.first_name, clock.now())
 
     # --- housekeeping ---------------------------------------------------------------------------
 

@@ -154,7 +154,7 @@ def validate_cart(
         .where(CartItem.id.in_([row.id for row in rows]))
         .execution_options(synchronize_session=False)
     )
-    events.cart_validated(session, account_id, key, response["results"])
+    events.cart_validated(session, account_id, key, response["results"], engine.lines(response["results"]))
     return response
 
 
@@ -218,6 +218,24 @@ class _Engine:
             results[row.id] = {**base, **outcome}
         return results
 
+    def lines(self, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The summary email's lines: names instead of ids (the first name only)."""
+        lines = []
+        for result in results:
+            child = self.children.get(result["child_id"])
+            rules = self.rules.get(result["activity_id"])
+            lines.append(
+                {
+                    "child_first_name": child.first_name if child is not None else None,
+                    "activity_name": rules.activity.name if rules is not None else None,
+                    "date": result["date"],
+                    "action": result["action"],
+                    "outcome": result["outcome"],
+                    "reason": result.get("reason"),
+                }
+            )
+        return lines
+
     # --- booking -----------------------------------------------------------------------------
 
     def _refusal(self, row: CartItem) -> str | None:
@@ -273,6 +291,7 @@ class _Engine:
                     waitlist_position=position,
                     hold_expires_at=hold,
                     cart_validation_id=self.validation_id,
+                    child_first_name=child.first_name,
                     created_at=self.now,
                     updated_at=self.now,
                 )
