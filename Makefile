@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 LOCAL_IDENTITY_DB ?= $(or $(IDENTITY_DB_URI),sqlite:///$(CURDIR)/var/identity.db)
 LOCAL_COMMUNES_DB ?= $(or $(COMMUNES_DB_URI),sqlite:///$(CURDIR)/var/communes.db)
 
-.PHONY: run test unit lint format admin commune migrate bench clean install
+.PHONY: run test unit lint format admin commune migrate bench bench-booking clean install
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required (Python 3.11)"; exit 1; }
@@ -56,6 +56,10 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/gateway_bench.py
+
+## the booking benchmark: month calendar and 5-day cart beside the echo, and the 2,500-parent rush (~2 min)
+bench-booking: $(STAMP)
+	$(BIN)/python bench/booking_bench.py
 
 clean:
 	rm -rf var/*.db var/mail var/log
