@@ -33,9 +33,7 @@ import itertools
 import os
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -48,9 +46,9 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.gateway_bench import database_uris, drop_databases, load  # noqa: E402
+from bench.gateway_bench import load  # noqa: E402
+from bench.harness import bench_environment, free_port, gateway_env  # noqa: E402
 from deploy.stack import Stack  # noqa: E402
-from services.common.migrate import upgrade  # noqa: E402
 
 MONDAY = 0
 
@@ -457,88 +455,65 @@ def main() -> int:
     parser.add_argument("--skip-ab", action="store_true", help="only the rush (c)")
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="pf-bench-booking-"))
-    vhost = f"bench-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True)
-    subprocess.run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True
-    )
-    uris = database_uris(workdir)
-    for service, uri in uris.items():
-        upgrade(service, uri)
-    port = 18000 + uuid.uuid4().int % 1000
-    public_url = f"http://localhost:{port}"
-    env = {
-        "AMQP_URI": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
-        "IDENTITY_DB_URI": uris["identity"],
-        "NOTIFY_DB_URI": uris["notify"],
-        "COMMUNES_DB_URI": uris["communes"],
-        "BOOKING_DB_URI": uris["booking"],
-        "MAIL_DIR": str(workdir / "mail"),
-        "GATEWAY_PORT": str(port),
-        "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
-        "PUBLIC_URL": public_url,
-        "BENCH_ECHO_ENABLED": "true",
-        "ACCESS_LOG_LEVEL": "WARNING",
-        "LOG_LEVEL": "WARNING",
-    }
-    if args.rpc_timeout:
-        env["RPC_TIMEOUT_SECONDS"] = str(args.rpc_timeout)
-    # one MAX_WORKERS per service: Stack gives every process the same environment, so each service is
-    # started with its own copy (its database pool is max_workers + as many overflow connections)
-    workers = {
-        "gateway": args.gateway_workers,
-        "booking": args.booking_workers,
-        "communes": args.communes_workers,
-    }
-    settings_used = {k: v for k, v in workers.items() if v} | (
-        {"RPC_TIMEOUT_SECONDS": args.rpc_timeout} if args.rpc_timeout else {}
-    )
-    stack = Stack(env, log_dir=workdir / "logs")
-    results: dict[str, Any] = {}
-    try:
-        base_env = dict(stack.env)
-        for service in ("identity", "notify", "communes", "booking", "gateway"):
-            stack.env = {
-                **base_env,
-                **({"MAX_WORKERS": str(workers[service])} if workers.get(service) else {}),
-            }
-            stack.start_service(service)
-        stack.env = base_env
-        stack.wait_ready(timeout=90)
-        base = stack.gateway_url
-        data = seed(uris, public_url, args.parents, args.places)
-        print(f"seeded {args.parents} parents/children/links/sessions/tokens in {data['seconds']:.1f}s")
-
-        if not args.skip_ab:
-            echo = base + "/api/v1/_bench/echo"
-            load(echo, 2, args.concurrency)  # warm-up
-            load_per_parent(2, args.concurrency, calendar_step(base, data))
-            results["echo"] = load(echo, args.seconds, args.concurrency)
-            results["calendar"] = load_per_parent(args.seconds, args.concurrency, calendar_step(base, data))
-            results["echo2"] = load(echo, args.seconds, args.concurrency)
-            results["cart"] = load_per_parent(args.seconds, args.concurrency, cart_step(base, data))
-
-        started = time.perf_counter()
-        failed_prep = prepare_rush(base, data, args.concurrency)
-        print(
-            f"rush carts prepared through the API in {time.perf_counter() - started:.1f}s "
-            f"({failed_prep} failed)"
+    with bench_environment("bench-booking") as bench:
+        uris, workdir = bench.uris, bench.workdir
+        env = gateway_env(bench, free_port())
+        public_url = env["PUBLIC_URL"]
+        if args.rpc_timeout:
+            env["RPC_TIMEOUT_SECONDS"] = str(args.rpc_timeout)
+        # one MAX_WORKERS per service: Stack gives every process the same environment, so each service is
+        # started with its own copy (its database pool is max_workers + as many overflow connections)
+        workers = {
+            "gateway": args.gateway_workers,
+            "booking": args.booking_workers,
+            "communes": args.communes_workers,
+        }
+        settings_used = {k: v for k, v in workers.items() if v} | (
+            {"RPC_TIMEOUT_SECONDS": args.rpc_timeout} if args.rpc_timeout else {}
         )
-        results["rush"] = rush(base, data, args.rush_connections)
-        time.sleep(1)
-        results["db"] = rush_day_in_database(uris["booking"], data["rush"], data["rush_day"])
-        logs = {p.name: p.read_text(errors="replace")[-3000:] for p in (workdir / "logs").glob("*.log")}
-    finally:
-        stack.stop()
-        drop_databases(uris)
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False)
-        if os.environ.get("BENCH_KEEP_LOGS"):
-            print(f"logs kept in {workdir / 'logs'}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        stack = Stack(env, log_dir=workdir / "logs")
+        results: dict[str, Any] = {}
+        try:
+            base_env = dict(stack.env)
+            for service in ("identity", "notify", "communes", "booking", "gateway"):
+                stack.env = {
+                    **base_env,
+                    **({"MAX_WORKERS": str(workers[service])} if workers.get(service) else {}),
+                }
+                stack.start_service(service)
+            stack.env = base_env
+            stack.wait_ready(timeout=90)
+            base = stack.gateway_url
+            data = seed(uris, public_url, args.parents, args.places)
+            print(f"seeded {args.parents} parents/children/links/sessions/tokens in {data['seconds']:.1f}s")
 
-    backend = "PostgreSQL" if uris["booking"].startswith("postgresql") else "SQLite"
+            if not args.skip_ab:
+                echo = base + "/api/v1/_bench/echo"
+                load(echo, 2, args.concurrency)  # warm-up
+                load_per_parent(2, args.concurrency, calendar_step(base, data))
+                results["echo"] = load(echo, args.seconds, args.concurrency)
+                results["calendar"] = load_per_parent(
+                    args.seconds, args.concurrency, calendar_step(base, data)
+                )
+                results["echo2"] = load(echo, args.seconds, args.concurrency)
+                results["cart"] = load_per_parent(args.seconds, args.concurrency, cart_step(base, data))
+
+            started = time.perf_counter()
+            failed_prep = prepare_rush(base, data, args.concurrency)
+            print(
+                f"rush carts prepared through the API in {time.perf_counter() - started:.1f}s "
+                f"({failed_prep} failed)"
+            )
+            results["rush"] = rush(base, data, args.rush_connections)
+            time.sleep(1)
+            results["db"] = rush_day_in_database(uris["booking"], data["rush"], data["rush_day"])
+            logs = {p.name: p.read_text(errors="replace")[-3000:] for p in (workdir / "logs").glob("*.log")}
+        finally:
+            stack.stop()
+            if os.environ.get("BENCH_KEEP_LOGS"):
+                shutil.copytree(workdir / "logs", "/tmp/pf-bench-booking-logs", dirs_exist_ok=True)
+                print("logs kept in /tmp/pf-bench-booking-logs")
+    backend = bench.backend
     print(
         f"\nbooking benchmark, {backend}, {os.cpu_count()} cores, every service running; "
         f"settings: {settings_used or 'defaults'}"

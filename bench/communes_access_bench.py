@@ -10,11 +10,8 @@ Usage: python bench/communes_access_bench.py [--seconds 10] [--concurrency 8].""
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -27,49 +24,15 @@ warnings.simplefilter("ignore")
 from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
+from bench.harness import BenchEnvironment, bench_environment  # noqa: E402
 from deploy.stack import Stack  # noqa: E402
 from services.common.context import Caller  # noqa: E402
 from services.common.db import get_engine  # noqa: E402
-from services.common.migrate import upgrade  # noqa: E402
 from services.communes import adhesion, communes, families  # noqa: E402
 from services.communes.settings import CommunesSettings  # noqa: E402
 
 SERVICES = ("identity", "communes")
 KEY = "bench-adhesion-key"
-
-
-def database_uris(workdir: Path) -> dict[str, str]:
-    try:
-        import psycopg2
-
-        conn = psycopg2.connect("host=127.0.0.1 user=postgres dbname=postgres", connect_timeout=2)
-        conn.autocommit = True
-        uris = {}
-        with conn.cursor() as cur:
-            for service in SERVICES:
-                name = f"bench_{service}_{uuid.uuid4().hex[:8]}"
-                cur.execute(f'CREATE DATABASE "{name}"')
-                uris[service] = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-        conn.close()
-        return uris
-    except Exception:  # noqa: BLE001 - fall back to SQLite
-        return {s: f"sqlite:///{workdir / (s + '.db')}" for s in SERVICES}
-
-
-def drop_databases(uris: dict[str, str]) -> None:
-    pg = [u.rsplit("/", 1)[1] for u in uris.values() if u.startswith("postgresql")]
-    if not pg:
-        return
-    import psycopg2
-
-    for uri in uris.values():
-        get_engine(uri).dispose()
-    conn = psycopg2.connect("host=127.0.0.1 user=postgres dbname=postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        for name in pg:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    conn.close()
 
 
 def seed(uri: str) -> tuple[str, str]:
@@ -146,32 +109,17 @@ def load(config: dict, seconds: float, concurrency: int, make_call) -> dict[str,
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--concurrency", type=int, default=8)
-    args = parser.parse_args()
-
-    workdir = Path(tempfile.mkdtemp(prefix="pf-communes-bench-"))
-    vhost = f"bench-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True)
-    subprocess.run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True
-    )
-    amqp_uri = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    uris = database_uris(workdir)
-    for service, uri in uris.items():
-        upgrade(service, uri)
-    account_id, child_id = seed(uris["communes"])
+def measure(bench: BenchEnvironment, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    account_id, child_id = seed(bench.uris["communes"])
     env = {
-        "AMQP_URI": amqp_uri,
-        "IDENTITY_DB_URI": uris["identity"],
-        "COMMUNES_DB_URI": uris["communes"],
+        "AMQP_URI": bench.amqp_uri,
+        "IDENTITY_DB_URI": bench.uris["identity"],
+        "COMMUNES_DB_URI": bench.uris["communes"],
         "ADHESION_CODE_KEY": KEY,
         "LOG_LEVEL": "WARNING",
     }
-    config = {"AMQP_URI": amqp_uri}
-    stack = Stack(env, log_dir=workdir / "logs")
+    config = {"AMQP_URI": bench.amqp_uri}
+    stack = Stack(env, log_dir=bench.workdir / "logs")
 
     def echo(rpc) -> bool:
         return rpc.identity.echo("x") == "x"
@@ -185,17 +133,23 @@ def main() -> int:
         wait_ready(config)
         load(config, 2, args.concurrency, echo)  # warm-up (connections, pools)
         load(config, 2, args.concurrency, check)
-        results = {
+        return {
             "identity.echo (floor)": load(config, args.seconds, args.concurrency, echo),
             "communes.check_child_access": load(config, args.seconds, args.concurrency, check),
         }
     finally:
         stack.stop()
-        drop_databases(uris)
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False)
-        shutil.rmtree(workdir, ignore_errors=True)
 
-    backend = "PostgreSQL" if uris["communes"].startswith("postgresql") else "SQLite"
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+
+    with bench_environment("bench-communes", SERVICES) as bench:
+        results = measure(bench, args)
+    backend = bench.backend
     print(f"\naccess-check benchmark: {args.seconds:.0f}s per RPC, {args.concurrency} clients, {backend}")
     print(f"{'rpc':<30}{'calls/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
     for name, r in results.items():

@@ -9,11 +9,8 @@ and the ratio /me ÷ echo (target ≥ 0.5). Usage: python bench/gateway_bench.py
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -23,8 +20,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.harness import BenchEnvironment, bench_environment, free_port, gateway_env  # noqa: E402
 from deploy.stack import Stack  # noqa: E402
-from services.common.migrate import upgrade  # noqa: E402
 
 PASSWORD = "une phrase de passe pour le banc"
 
@@ -67,78 +64,38 @@ def load(url: str, seconds: float, concurrency: int, method: str = "GET", **kwar
     }
 
 
-def database_uris(workdir: Path) -> dict[str, str]:
-    try:
-        import psycopg2
-
-        conn = psycopg2.connect("host=127.0.0.1 user=postgres dbname=postgres", connect_timeout=2)
-        conn.autocommit = True
-        uris = {}
-        with conn.cursor() as cur:
-            for service in ("identity", "notify", "communes", "booking"):
-                name = f"bench_{service}_{uuid.uuid4().hex[:8]}"
-                cur.execute(f'CREATE DATABASE "{name}"')
-                uris[service] = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-        conn.close()
-        return uris
-    except Exception:  # noqa: BLE001 - fall back to SQLite
-        return {
-            s: f"sqlite:///{workdir / (s + '.db')}" for s in ("identity", "notify", "communes", "booking")
-        }
-
-
-def drop_databases(uris: dict[str, str]) -> None:
-    pg = [u.rsplit("/", 1)[1] for u in uris.values() if u.startswith("postgresql")]
-    if not pg:
-        return
-    import psycopg2
-
-    conn = psycopg2.connect("host=127.0.0.1 user=postgres dbname=postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        for name in pg:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    conn.close()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="pf-bench-"))
-    vhost = f"bench-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True)
-    subprocess.run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True
+    with bench_environment("bench-gateway") as bench:
+        results = measure(bench, args)
+    print(
+        f"\ngateway benchmark: {args.seconds:.0f}s per endpoint, {args.concurrency} clients, {bench.backend}"
     )
-    uris = database_uris(workdir)
-    for service, uri in uris.items():
-        upgrade(service, uri)
-    port = 18000 + uuid.uuid4().int % 1000
-    env = {
-        "AMQP_URI": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
-        "IDENTITY_DB_URI": uris["identity"],
-        "NOTIFY_DB_URI": uris["notify"],
-        "COMMUNES_DB_URI": uris["communes"],
-        "BOOKING_DB_URI": uris["booking"],
-        "MAIL_DIR": str(workdir / "mail"),
-        "GATEWAY_PORT": str(port),
-        "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
-        "PUBLIC_URL": f"http://localhost:{port}",
-        "BENCH_ECHO_ENABLED": "true",
-        "ACCESS_LOG_LEVEL": "WARNING",
-        "LOG_LEVEL": "WARNING",
-    }
-    stack = Stack(env, log_dir=workdir / "logs")
+    print(f"{'endpoint':<26}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    for name, r in results.items():
+        print(f"{name:<26}{r['rps']:>9.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['errors']:>8.0f}")
+    ratio = results["GET /api/v1/me"]["rps"] / results["echo (HTTP->RPC floor)"]["rps"]
+    print(f"\n/me throughput ÷ echo throughput = {ratio:.2f} (target ≥ 0.50)")
+    print(
+        "/me = token check + identity.whoami RPC + the account's communes, which the gateway caches\n"
+        "(MEMBERSHIP_CACHE_SECONDS); the first /me after login or a new link adds a communes RPC."
+    )
+    return 0
+
+
+def measure(bench: BenchEnvironment, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    stack = Stack(gateway_env(bench, free_port()), log_dir=bench.workdir / "logs")
     try:
         stack.start(timeout=90)
         base = stack.gateway_url
         from services.identity.cli import create_admin
 
         email = f"bench-{uuid.uuid4().hex[:6]}@example.org"
-        create_admin(email, PASSWORD, uris["identity"])
+        create_admin(email, PASSWORD, bench.uris["identity"])
         token = requests.post(
             base + "/api/v1/auth/login", json={"email": email, "password": PASSWORD}, timeout=30
         ).json()["access_token"]
@@ -158,22 +115,7 @@ def main() -> int:
         }
     finally:
         stack.stop()
-        drop_databases(uris)
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False)
-        shutil.rmtree(workdir, ignore_errors=True)
-
-    backend = "PostgreSQL" if uris["identity"].startswith("postgresql") else "SQLite"
-    print(f"\ngateway benchmark: {args.seconds:.0f}s per endpoint, {args.concurrency} clients, {backend}")
-    print(f"{'endpoint':<26}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
-    for name, r in results.items():
-        print(f"{name:<26}{r['rps']:>9.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['errors']:>8.0f}")
-    ratio = results["GET /api/v1/me"]["rps"] / results["echo (HTTP->RPC floor)"]["rps"]
-    print(f"\n/me throughput ÷ echo throughput = {ratio:.2f} (target ≥ 0.50)")
-    print(
-        "/me = token check + identity.whoami RPC + the account's communes, which the gateway caches\n"
-        "(MEMBERSHIP_CACHE_SECONDS); the first /me after login or a new link adds a communes RPC."
-    )
-    return 0
+    return results
 
 
 if __name__ == "__main__":
