@@ -82,9 +82,9 @@ class PgDatabases:
         return PG_URI_TEMPLATE.format(name=name)
 
     def drop_all(self):
-        from services.common.db import get_engine
+        from services.common.db import dispose_engines
 
-        get_engine.cache_clear()
+        dispose_engines()
         conn = self._admin()
         with conn.cursor() as cur:
             for name in self.created:
@@ -97,6 +97,16 @@ def pg_databases():
     databases = PgDatabases()
     yield databases
     databases.drop_all()
+
+
+@pytest.fixture(autouse=True)
+def _close_idle_connections():
+    """Engines are cached per process; their idle pools would add up across tests against
+    PostgreSQL's connection limit."""
+    yield
+    from services.common.db import dispose_engines
+
+    dispose_engines()
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,9 +44,25 @@ def id_column_type() -> String:
     return String(36)
 
 
-@functools.cache
+_engines: dict[tuple[str, int], Engine] = {}
+
+
 def get_engine(uri: str, pool_size: int = 10) -> Engine:
     """The process-wide engine for `uri` (cached: workers and relays share one pool)."""
+    engine = _engines.get((uri, pool_size))
+    if engine is None:
+        engine = _engines.setdefault((uri, pool_size), _create_engine(uri, pool_size))
+    return engine
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection of this process (they reopen on demand). Test suites call it
+    between tests so that idle pools do not add up against the server's connection limit."""
+    for engine in list(_engines.values()):
+        engine.dispose()
+
+
+def _create_engine(uri: str, pool_size: int) -> Engine:
     if uri.startswith("sqlite"):
         engine = create_engine(
             uri,
