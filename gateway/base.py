@@ -9,6 +9,7 @@ from werkzeug.wrappers import Request
 
 from gateway.auth import Authenticator
 from gateway.memberships import MembershipCache
+from gateway.revocations import RevocationList
 from services.common.context import Caller, ContextWriter
 from services.common.rpc import ServiceRpc
 
@@ -33,6 +34,7 @@ class GatewayBase:
     authenticator = Authenticator()
     attach_caller = ContextWriter()
     membership_cache = MembershipCache()
+    revocations = RevocationList()
 
     def memberships(self, account_id: str) -> Any:
         """The caller's communes (cached briefly, see gateway/memberships.py)."""
@@ -53,9 +55,13 @@ class GatewayBase:
         return caller
 
     def authenticate(self, request: Request) -> Caller:
-        """Verify the Bearer token and pass the caller's identity to the services it calls."""
+        """Verify the Bearer token and that its session is not revoked; pass the caller's identity to
+        the services it calls."""
         verifier = self.authenticator(self.client_ip(request))
         caller = verifier.caller(request.headers.get("Authorization"), self.identity.jwks)
+        # a revoked session (logout, reset, reuse) is refused on every route, not only /me; checked
+        # before attaching the caller, so the first load asks identity as an internal caller
+        self.revocations.check(caller.session_id, self.identity.recent_revocations)
         self.attach_caller(caller)
         return caller
 

@@ -10,6 +10,7 @@ import services.communes.exceptions  # noqa: F401, E402, I001
 import services.identity.exceptions  # noqa: F401, E402, I001
 from gateway.base import GatewayBase
 from gateway.memberships import MembershipEvents
+from gateway.revocations import RevocationEvents
 from gateway.routes.accounts import AccountRoutes
 from gateway.routes.booking import BookingRoutes
 from gateway.routes.booking_agent import BookingAgentRoutes, CalendarFeedRoutes
@@ -22,6 +23,7 @@ from gateway.routes.platform import PlatformRoutes
 class GatewayService(
     GatewayBase,
     MembershipEvents,
+    RevocationEvents,
     AccountRoutes,
     CommuneRoutes,
     BookingRoutes,

@@ -110,11 +110,16 @@ class AccountRoutes:
         summary="Log out: revoke this session",
         tag="auth",
         auth=True,
-        responses={204: "Logged out", 401: "UNAUTHENTICATED or INVALID_TOKEN"},
+        responses={
+            204: "Logged out (the access token is refused at once)",
+            401: "UNAUTHENTICATED, INVALID_TOKEN or SESSION_REVOKED",
+        },
     )
     def logout(self, request: Request) -> Response:
-        self.authenticate(request)
+        caller = self.authenticate(request)
         self.identity.logout()
+        # refused at once by this instance; the others hear identity's session_revoked event
+        self.revocations.revoke_now(caller.session_id)
         return json_response(204, None)
 
     @route(

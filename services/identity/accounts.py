@@ -6,6 +6,7 @@ caller commits first and raises after."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -308,7 +309,7 @@ def refresh(session: Session, settings: IdentitySettings, token: str) -> TokenPa
     if login_session.revoked_at is not None:
         return InvalidRefreshToken()
     if row.used_at is not None:
-        revoke_session(session, login_session.id, "refresh_reuse")
+        revoke_session(session, settings, login_session.id, "refresh_reuse")
         return InvalidRefreshToken()
     if row.expires_at <= now or login_session.expires_at <= now:
         return InvalidRefreshToken()
@@ -318,7 +319,7 @@ def refresh(session: Session, settings: IdentitySettings, token: str) -> TokenPa
         .values(used_at=now)
     ).rowcount
     if spent != 1:  # a concurrent refresh with the same token: treat as reuse
-        revoke_session(session, login_session.id, "refresh_reuse")
+        revoke_session(session, settings, login_session.id, "refresh_reuse")
         return InvalidRefreshToken()
     account = session.get(Account, login_session.account_id)
     new_refresh = _issue_refresh(session, settings, login_session, row.id)
@@ -330,20 +331,64 @@ def refresh(session: Session, settings: IdentitySettings, token: str) -> TokenPa
     )
 
 
-def revoke_session(session: Session, session_id: str, reason: str) -> None:
-    session.execute(
+def revoke_session(session: Session, settings: IdentitySettings, session_id: str, reason: str) -> None:
+    """Revoke one login session (if still active) and tell the gateways (`session_revoked`)."""
+    now = clock.now()
+    account_id = session.scalars(
         update(LoginSession)
         .where(LoginSession.id == session_id, LoginSession.revoked_at.is_(None))
-        .values(revoked_at=clock.now(), revoked_reason=reason)
-    )
+        .values(revoked_at=now, revoked_reason=reason)
+        .returning(LoginSession.account_id)
+    ).first()
+    if account_id is not None:  # not already revoked (by a concurrent request, say)
+        _session_revoked(session, settings, session_id, account_id, now)
 
 
-def revoke_all_sessions(session: Session, account_id: str, reason: str) -> None:
-    session.execute(
+def revoke_all_sessions(session: Session, settings: IdentitySettings, account_id: str, reason: str) -> None:
+    """Revoke every active session of an account, one `session_revoked` event each."""
+    now = clock.now()
+    active = session.scalars(
+        select(LoginSession.id).where(
+            LoginSession.account_id == account_id, LoginSession.revoked_at.is_(None)
+        )
+    ).all()
+    if not active:
+        return
+    revoked = session.scalars(
         update(LoginSession)
-        .where(LoginSession.account_id == account_id, LoginSession.revoked_at.is_(None))
-        .values(revoked_at=clock.now(), revoked_reason=reason)
+        .where(LoginSession.id.in_(active), LoginSession.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+        .returning(LoginSession.id)
+    ).all()
+    for session_id in revoked:
+        _session_revoked(session, settings, session_id, account_id, now)
+
+
+def _session_revoked(
+    session: Session, settings: IdentitySettings, session_id: str, account_id: str, now: dt.datetime
+) -> None:
+    """The one place a revocation is announced: after `until`, no access token of it is valid anyway."""
+    record_event(
+        session,
+        OutboxEvent,
+        events.SESSION_REVOKED,
+        {
+            "session_id": session_id,
+            "account_id": account_id,
+            "until": (now + settings.access_ttl).isoformat(),
+        },
     )
+
+
+def recent_revocations(conn: Connection | Session, settings: IdentitySettings) -> list[dict[str, str]]:
+    """Sessions revoked within the last access-token lifetime (a starting gateway's catch-up)."""
+    cutoff = clock.now() - settings.access_ttl
+    rows = conn.execute(
+        select(LoginSession.id, LoginSession.revoked_at).where(LoginSession.revoked_at > cutoff)
+    ).all()
+    return [
+        {"session_id": row.id, "until": (row.revoked_at + settings.access_ttl).isoformat()} for row in rows
+    ]
 
 
 def active_session(session: Session, session_id: str | None, account_id: str) -> LoginSession:
@@ -407,7 +452,7 @@ def request_password_reset(session: Session, settings: IdentitySettings, email: 
     _send_email_token(session, settings, account, "reset")
 
 
-def reset_password(session: Session, token: str, password: str) -> Account:
+def reset_password(session: Session, settings: IdentitySettings, token: str, password: str) -> Account:
     """Spend the token, set the password, revoke every session of the account."""
     if not isinstance(token, str):
         raise InvalidToken()
@@ -421,7 +466,7 @@ def reset_password(session: Session, token: str, password: str) -> Account:
     account.password_hash = passwords.hash_password(password)
     account.password_changed_at = now
     _mark_verified(session, account)  # they proved they read this mailbox
-    revoke_all_sessions(session, account.id, "password_reset")
+    revoke_all_sessions(session, settings, account.id, "password_reset")
     throttle.record_success(session, account.email_normalized)
     record_event(
         session,

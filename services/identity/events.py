@@ -6,6 +6,9 @@
 - password_changed: {account_id, email, locale}
 - account_verified: {account_id, email, locale} (the email is proven: communes grants pending
   agent invitations on it)
+- session_revoked: {session_id, account_id, until} (logout, password reset, refresh-token reuse, OIDC
+  logout or code replay; one per session; `until` is ISO 8601 UTC, revocation time + the access-token
+  lifetime: gateways refuse the session's access tokens until then)
 """
 
 ACCOUNT_REGISTERED = "account_registered"
@@ -13,3 +16,4 @@ EMAIL_VERIFICATION_REQUESTED = "email_verification_requested"
 PASSWORD_RESET_REQUESTED = "password_reset_requested"
 PASSWORD_CHANGED = "password_changed"
 ACCOUNT_VERIFIED = "account_verified"
+SESSION_REVOKED = "session_revoked"

@@ -270,7 +270,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):
         if row is None or row.client_id != client.client_id:
             return None
         if row.used_at is not None:  # replayed: whatever was issued from it may have leaked
-            accounts.revoke_session(session, row.session_id, "code_replay")
+            accounts.revoke_session(session, self.server.settings, row.session_id, "code_replay")
             return None
         if row.expires_at <= clock.now():
             return None
@@ -375,13 +375,13 @@ class EndSession(EndSessionEndpoint):
     def end_session(self, end_session_request: EndSessionRequest) -> None:
         session = self.server.session
         if self.server.sso_user is not None:
-            accounts.revoke_session(session, self.server.sso_user.login.id, "logout")
+            accounts.revoke_session(session, self.server.settings, self.server.sso_user.login.id, "logout")
         claims = end_session_request.id_token_claims or {}
         sid, sub = claims.get("sid"), claims.get("sub")
         if isinstance(sid, str) and isinstance(sub, str):
             login = session.get(LoginSession, sid)
             if login is not None and login.account_id == sub:
-                accounts.revoke_session(session, sid, "logout")
+                accounts.revoke_session(session, self.server.settings, sid, "logout")
 
 
 class Provider(AuthorizationServer):
@@ -631,7 +631,7 @@ def login(ex: Exchange) -> HttpResponse:
         raise outcome
 
     if ex.sso_user is not None:  # a new sign-in replaces this browser's previous session
-        accounts.revoke_session(ex.session, ex.sso_user.login.id, "relogin")
+        accounts.revoke_session(ex.session, ex.settings, ex.sso_user.login.id, "relogin")
     _user, cookie_value = oidc_sso.open_session(ex.session, ex.settings, outcome)
     query = _return_query(authorize_query)
     resume = "client_id" in dict(parse_qsl(query))  # else the login page was opened on its own

@@ -78,7 +78,7 @@ class IdentityService:
     def logout(self) -> None:
         self._require_account()
         with self.db.transaction() as session:
-            accounts.revoke_session(session, self.caller.session_id, "logout")
+            accounts.revoke_session(session, self.settings, self.caller.session_id, "logout")
 
     @rpc(expected_exceptions=EXPECTED)
     def request_password_reset(self, email: str) -> None:
@@ -88,7 +88,7 @@ class IdentityService:
     @rpc(expected_exceptions=EXPECTED)
     def reset_password(self, token: str, password: str) -> None:
         with self.db.transaction() as session:
-            accounts.reset_password(session, token, password)
+            accounts.reset_password(session, self.settings, token, password)
 
     @rpc(expected_exceptions=EXPECTED)
     def whoami(self) -> dict[str, Any]:
@@ -96,6 +96,15 @@ class IdentityService:
         account_id = self._require_account()
         with self.db.engine.connect() as conn:
             return accounts.whoami(conn, self.caller.session_id, account_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def recent_revocations(self) -> list[dict[str, str]]:
+        """Sessions revoked within the last access-token lifetime, `[{session_id, until}]`: a gateway
+        that starts loads them once, then follows the `session_revoked` events. Internal callers only."""
+        if self.caller.account_id is not None:
+            raise errors.Forbidden()
+        with self.db.engine.connect() as conn:
+            return accounts.recent_revocations(conn, self.settings)
 
     @rpc
     def jwks(self) -> dict[str, Any]:

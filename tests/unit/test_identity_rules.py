@@ -180,10 +180,12 @@ def test_reset_is_silent_for_unknown_and_revokes_sessions(session):
     accounts.request_password_reset(session, SETTINGS, "parent@example.org")
     token = events(session, "password_reset_requested")[-1]["token"]
     with pytest.raises(WeakPassword):
-        accounts.reset_password(session, token, "court")
-    accounts.reset_password(session, token, "une nouvelle phrase")  # the refused try did not spend it
+        accounts.reset_password(session, SETTINGS, token, "court")
+    accounts.reset_password(
+        session, SETTINGS, token, "une nouvelle phrase"
+    )  # the refused try did not spend it
     with pytest.raises(InvalidToken):
-        accounts.reset_password(session, token, "une autre phrase encore")
+        accounts.reset_password(session, SETTINGS, token, "une autre phrase encore")
     with pytest.raises(SessionRevoked):
         accounts.active_session(session, pair.session_id, pair_account_id(session))
     assert isinstance(
@@ -202,7 +204,7 @@ def test_reset_token_expires(session):
     token = events(session, "password_reset_requested")[-1]["token"]
     clock.advance(SETTINGS.reset_ttl + dt.timedelta(seconds=1))
     with pytest.raises(InvalidToken):
-        accounts.reset_password(session, token, "une nouvelle phrase")
+        accounts.reset_password(session, SETTINGS, token, "une nouvelle phrase")
 
 
 def test_reset_requests_are_capped_per_account(session):
@@ -233,3 +235,69 @@ def test_wrong_password_for_existing_unverified_account_is_invalid_credentials(s
     assert isinstance(
         accounts.login(session, SETTINGS, "parent@example.org", "nope nope nope", None), InvalidCredentials
     )
+
+
+# --- revocations announced to the gateways -----------------------------------------------------
+
+
+def revocations(session):
+    return events(session, "session_revoked")
+
+
+def test_logout_records_one_session_revoked_event(session):
+    clock.set_now(dt.datetime(2030, 1, 1, 8, 0, tzinfo=dt.UTC))
+    registered(session)
+    pair = accounts.login(session, SETTINGS, "parent@example.org", PASSWORD, None)
+    other = accounts.login(session, SETTINGS, "parent@example.org", PASSWORD, None)
+    assert revocations(session) == []
+    accounts.revoke_session(session, SETTINGS, pair.session_id, "logout")
+    accounts.revoke_session(session, SETTINGS, pair.session_id, "logout")  # already revoked: no new event
+    (event,) = revocations(session)
+    assert event["session_id"] == pair.session_id and event["account_id"] == pair_account_id(session)
+    assert dt.datetime.fromisoformat(event["until"]) == clock.now() + SETTINGS.access_ttl
+    assert event["event_id"]
+    accounts.active_session(session, other.session_id, pair_account_id(session))  # untouched
+
+
+def test_refresh_reuse_records_session_revoked(session):
+    registered(session)
+    pair = accounts.login(session, SETTINGS, "parent@example.org", PASSWORD, None)
+    assert isinstance(accounts.refresh(session, SETTINGS, pair.refresh_token), accounts.TokenPair)
+    assert revocations(session) == []
+    assert isinstance(accounts.refresh(session, SETTINGS, pair.refresh_token), InvalidRefreshToken)
+    assert [e["session_id"] for e in revocations(session)] == [pair.session_id]
+
+
+def test_reset_records_one_event_per_active_session(session):
+    registered(session)
+    first = accounts.login(session, SETTINGS, "parent@example.org", PASSWORD, None)
+    second = accounts.login(session, SETTINGS, "parent@example.org", PASSWORD, None)
+    third = accounts.login(session, SETTINGS, "parent@example.org", PASSWORD, None)
+    accounts.revoke_session(session, SETTINGS, third.session_id, "logout")  # announced once, already
+    registered(session, email="other@example.org")
+    bystander = accounts.login(session, SETTINGS, "other@example.org", PASSWORD, None)
+    accounts.request_password_reset(session, SETTINGS, "parent@example.org")
+    token = events(session, "password_reset_requested")[-1]["token"]
+    accounts.reset_password(session, SETTINGS, token, "une nouvelle phrase")
+    announced = [e["session_id"] for e in revocations(session)]
+    assert announced[0] == third.session_id
+    assert sorted(announced[1:]) == sorted([first.session_id, second.session_id])
+    assert bystander.session_id not in announced
+    assert {e["account_id"] for e in revocations(session)} == {pair_account_id(session)}
+
+
+def test_recent_revocations_cover_one_access_token_lifetime(session):
+    clock.set_now(dt.datetime(2030, 1, 1, 8, 0, tzinfo=dt.UTC))
+    registered(session)
+    old = accounts.login(session, SETTINGS, "parent@example.org", PASSWORD, None)
+    accounts.revoke_session(session, SETTINGS, old.session_id, "logout")
+    clock.advance(SETTINGS.access_ttl - dt.timedelta(seconds=1))
+    recent = accounts.login(session, SETTINGS, "parent@example.org", PASSWORD, None)
+    accounts.login(session, SETTINGS, "parent@example.org", PASSWORD, None)  # active: not listed
+    accounts.revoke_session(session, SETTINGS, recent.session_id, "logout")
+    listed = {r["session_id"]: r["until"] for r in accounts.recent_revocations(session, SETTINGS)}
+    assert set(listed) == {old.session_id, recent.session_id}
+    assert dt.datetime.fromisoformat(listed[recent.session_id]) == clock.now() + SETTINGS.access_ttl
+    clock.advance(dt.timedelta(seconds=2))
+    listed = [r["session_id"] for r in accounts.recent_revocations(session, SETTINGS)]
+    assert listed == [recent.session_id]

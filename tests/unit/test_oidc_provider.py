@@ -61,6 +61,12 @@ class Browser(harness.Browser):
         return oidc.handle_http(self.session, SETTINGS, self.config, request)
 
 
+def revoked_events(session):
+    """The session ids announced as revoked (`session_revoked` outbox events), in order."""
+    rows = session.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
+    return [e.payload["session_id"] for e in rows if e.event_type == "session_revoked"]
+
+
 def authorize_params(client_id="portal", redirect_uri=PORTAL_CB, verifier=VERIFIER, **extra):
     extra.setdefault("state", "state-1")
     extra.setdefault("nonce", f"nonce-{client_id}-{len(extra) - 1}")
@@ -152,6 +158,7 @@ def test_code_is_single_use_and_a_replay_revokes_the_session(session):
     assert replay.status == 400 and '"error":"invalid_grant"' in replay.body
     sso = session.scalars(select(LoginSession).where(LoginSession.kind == "sso")).one()
     assert sso.revoked_reason == "code_replay"
+    assert revoked_events(session) == [sso.id]  # the gateways refuse its access tokens at once
     again = browser.send("GET", "/oidc/authorize", authorize_params(nonce="n2"))
     assert again.location.startswith(ISSUER + "/oidc/login?")
 
@@ -305,6 +312,7 @@ def test_logout_without_id_token_hint_asks_first(session):
     assert done.status == 302 and done.location == "http://invoices.test/?state=s9"
     assert "pf_sso" not in browser.cookies
     assert session.scalars(select(LoginSession)).one().revoked_reason == "logout"
+    assert revoked_events(session) == [session.scalars(select(LoginSession)).one().id]
 
 
 def test_logout_never_redirects_to_an_unregistered_uri(session):
@@ -316,6 +324,7 @@ def test_logout_never_redirects_to_an_unregistered_uri(session):
     response = browser.send("GET", "/oidc/logout", params)
     assert response.status == 200 and response.location is None  # signed out, no redirect
     assert session.scalars(select(LoginSession)).one().revoked_at is not None
+    assert revoked_events(session) == [session.scalars(select(LoginSession)).one().id]  # once, not twice
     bad_hint = browser.send(
         "GET", "/oidc/logout", {"id_token_hint": "not.a.jwt", "post_logout_redirect_uri": PORTAL_CB}
     )
