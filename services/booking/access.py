@@ -5,7 +5,8 @@ context, and from communes (which owns families and children) over RPC:
 - a parent sees the activities of the communes its account is linked to (communes'
   `list_memberships`, answered for the caller in context);
 - calendars, carts and bookings of a child: whoever communes' `check_child_access` allows (a parent
-  linked to the child's family, or an agent of its commune); anyone else gets NotFound.
+  linked to the child's family, or an agent of its commune); anyone else gets NotFound;
+- a roster's names: communes' `roster_children`, one call for all the day's children.
 The RPC helpers here take the communes proxy; the rules elsewhere take the ChildInfo they return."""
 
 from __future__ import annotations
@@ -118,12 +119,18 @@ def staff_child(communes: Any, caller: Caller, commune_id: Any, child_id: Any) -
     return role, info
 
 
-def first_names(communes: Any, caller: Caller, child_ids: Iterable[str]) -> dict[str, str | None]:
-    """The first names of these children, one check_child_access call each (N calls: communes
-    has no batch RPC for names yet). Children the caller may not see get None."""
-    account_id = require_account(caller)
-    names: dict[str, str | None] = {}
-    for child_id in sorted(set(child_ids)):
-        info = child_info(child_id, communes.check_child_access(account_id, child_id))
-        names[child_id] = info.first_name if info is not None else None
+ROSTER_BATCH = 1000  # communes' roster_children takes at most this many ids per call
+
+
+def roster_children(communes: Any, commune_id: str, child_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Names, class and school of these children of the commune, in ONE call to communes'
+    `roster_children` (answered for the agent or admin in the context the RPC carries; audited
+    there); a roster beyond ROSTER_BATCH children takes one call per batch. Children communes does
+    not return (another commune's, deleted since) are absent; no children, no call."""
+    wanted = sorted(set(child_ids))
+    names: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(wanted), ROSTER_BATCH):
+        answer = communes.roster_children(commune_id, wanted[start : start + ROSTER_BATCH])
+        if isinstance(answer, dict):
+            names.update((k, v) for k, v in answer.items() if isinstance(v, dict))
     return names

@@ -1,9 +1,10 @@
 """The day's roster of one activity, as agents and the kitchen use it: the children holding a place
 (confirmed, or whose cancellation is being decided: `cancel_requested`, still expected until an
-agent decides), their attendance, the headcount and how many wait. Children's first names come
-from communes (the service asks check_child_access per child: N calls, see README), falling back
-to the name kept on the booking. CSV for a French spreadsheet: UTF-8 with BOM, `;`, French header,
-CRLF, cells that a spreadsheet would read as a formula prefixed with an apostrophe."""
+agent decides), their attendance, the headcount and how many wait. Children's first and last names
+come from communes (the service asks `roster_children` once for all the children), falling back to
+the first name kept on the booking (no last name) for a child communes does not return. CSV for a
+French spreadsheet: UTF-8 with BOM, `;`, French header, CRLF, cells that a spreadsheet would read
+as a formula prefixed with an apostrophe."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from services.booking.models import CANCEL_REQUESTED, CONFIRMED, WAITLISTED, Att
 from services.common.context import Caller
 
 ON_ROSTER = (CONFIRMED, CANCEL_REQUESTED)
-CSV_HEADER = ("Date", "Activité", "Prénom", "Identifiant enfant", "Réservation", "Présence")
+CSV_HEADER = ("Date", "Activité", "Prénom", "Nom", "Identifiant enfant", "Réservation", "Présence")
 BOOKING_LABELS = {CONFIRMED: "réservé", CANCEL_REQUESTED: "annulation demandée"}
 ATTENDANCE_LABELS = {"present": "présent", "absent": "absent", "absent_justified": "absence justifiée"}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -29,7 +30,8 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def roster(session: Session, caller: Caller, commune_id: Any, activity_id: Any, day: Any) -> dict[str, Any]:
     """{activity_id, activity_name, date, headcount, waitlisted, children: [{child_id, booking_id,
-    booking_status, attendance, first_name}]} (first names filled by the service)."""
+    booking_status, attendance, first_name, last_name}]} (names filled by the service: with_names;
+    until then the first name kept on the booking and no last name)."""
     role = access.staff_role(caller, commune_id)
     activity = activity_in(session, commune_id, activity_id)
     day = fields.dates([day])[0]
@@ -60,6 +62,7 @@ def roster(session: Session, caller: Caller, commune_id: Any, activity_id: Any, 
             {
                 "child_id": booking.child_id,
                 "first_name": booking.child_first_name,
+                "last_name": None,
                 "booking_id": booking.id,
                 "booking_status": booking.status,
                 "attendance": status,
@@ -69,10 +72,23 @@ def roster(session: Session, caller: Caller, commune_id: Any, activity_id: Any, 
     }
 
 
-def with_names(data: dict[str, Any], names: dict[str, str | None]) -> dict[str, Any]:
-    """The roster with communes' current first names (where communes answered)."""
-    children = [{**c, "first_name": names.get(c["child_id"]) or c["first_name"]} for c in data["children"]]
-    children.sort(key=lambda c: ((c["first_name"] or "").casefold(), c["child_id"]))
+def with_names(data: dict[str, Any], names: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The roster with communes' current first and last names (`{child_id: {first_name, last_name,
+    ...}}`, as communes' roster_children gives them); a child communes did not return keeps the
+    first name kept on the booking and no last name. Sorted by first name, then last name."""
+    children = []
+    for child in data["children"]:
+        known = names.get(child["child_id"]) or {}
+        children.append(
+            {
+                **child,
+                "first_name": known.get("first_name") or child["first_name"],
+                "last_name": known.get("last_name") or child.get("last_name"),
+            }
+        )
+    children.sort(
+        key=lambda c: ((c["first_name"] or "").casefold(), (c["last_name"] or "").casefold(), c["child_id"])
+    )
     return {**data, "children": children}
 
 
@@ -93,6 +109,7 @@ def to_csv(data: dict[str, Any]) -> str:
                 _cell(day),
                 _cell(data["activity_name"]),
                 _cell(child["first_name"]),
+                _cell(child.get("last_name")),
                 _cell(child["child_id"]),
                 _cell(BOOKING_LABELS.get(child["booking_status"], child["booking_status"])),
                 _cell(ATTENDANCE_LABELS.get(child["attendance"], "")),

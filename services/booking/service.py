@@ -154,11 +154,12 @@ class BookingService:
 
     @rpc(expected_exceptions=EXPECTED)
     def roster(self, commune_id: str, activity_id: str, date: str) -> dict[str, Any]:
-        """The day's roster; first names asked of communes, one check_child_access per child."""
+        """The day's roster; names asked of communes in one roster_children call (the agent's
+        context propagates), outside the transaction."""
         with self.db.transaction() as session:
             data = roster.roster(session, self.caller, commune_id, activity_id, date)
-        names = access.first_names(self.communes, self.caller, [c["child_id"] for c in data["children"]])
-        return roster.with_names(data, names)
+        child_ids = [c["child_id"] for c in data["children"]]
+        return roster.with_names(data, access.roster_children(self.communes, commune_id, child_ids))
 
     @rpc(expected_exceptions=EXPECTED)
     def roster_csv(self, commune_id: str, activity_id: str, date: str) -> str:

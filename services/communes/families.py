@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from services.common import clock
 from services.common.context import Caller
-from services.common.errors import NotFound
+from services.common.errors import NotFound, ValidationFailed
 from services.communes import access, audit, validation, views
 from services.communes.communes import get_commune
 from services.communes.exceptions import ReferenceTaken
@@ -198,3 +198,43 @@ def family_contact(session: Session, family_id: Any) -> dict[str, str] | None:
         return None
     family = session.get(Family, family_id)
     return None if family is None else {"email": family.email, "name": family.name}
+
+
+MAX_ROSTER_IDS = 1000
+ROSTER = "roster"  # audit entity type: one entry per roster read, the children's ids not listed
+
+
+def roster_children(
+    session: Session, caller: Caller, commune_id: str, child_ids: Any
+) -> dict[str, dict[str, str | None]]:
+    """The names, class and school of these children of the commune, for its agents (or an admin):
+    `{child_id: {first_name, last_name, class_name, school}}`. One query; ids of other communes'
+    children (or of no child) are silently absent. At most MAX_ROSTER_IDS ids (ValidationFailed
+    beyond, or when the ids are not a list of strings). Audited once per call, without the ids."""
+    role = access.staff_role(caller, commune_id)
+    if not isinstance(commune_id, str) or not 0 < len(commune_id) <= 64:  # an admin's malformed id
+        raise NotFound()
+    if not isinstance(child_ids, list | tuple) or not all(isinstance(i, str) for i in child_ids):
+        raise ValidationFailed(details={"child_ids": "a list of ids"})
+    if len(child_ids) > MAX_ROSTER_IDS:
+        raise ValidationFailed(details={"child_ids": f"at most {MAX_ROSTER_IDS} ids"})
+    wanted = sorted({i for i in child_ids if 0 < len(i) <= 64})
+    rows = (
+        session.execute(
+            select(Child.id, Child.first_name, Child.last_name, Child.class_name, Child.school).where(
+                Child.commune_id == commune_id, Child.id.in_(wanted)
+            )
+        ).all()
+        if wanted
+        else []
+    )
+    audit.record(session, caller.account_id, role, "child.roster_read", ROSTER, None, commune_id)
+    return {
+        row.id: {
+            "first_name": row.first_name,
+            "last_name": row.last_name,
+            "class_name": row.class_name,
+            "school": row.school,
+        }
+        for row in rows
+    }

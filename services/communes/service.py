@@ -140,6 +140,13 @@ class CommunesService:
             return families.list_children(session, self.caller, commune_id, family_id)
 
     @rpc(expected_exceptions=EXPECTED)
+    def roster_children(self, commune_id: str, child_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Names, class and school of these children of the commune (for a roster), in one query;
+        for its agents or an admin (the caller in context). Audited once per call."""
+        with self.db.transaction() as session:
+            return families.roster_children(session, self.caller, commune_id, child_ids)
+
+    @rpc(expected_exceptions=EXPECTED)
     def issue_adhesion_code(self, commune_id: str, family_id: str) -> dict[str, Any]:
         with self.db.transaction() as session:
             return adhesion.issue_code(session, self.settings, self.caller, commune_id, family_id)

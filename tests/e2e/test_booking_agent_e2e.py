@@ -115,12 +115,13 @@ def test_past_day_on_behalf_attendance_roster_and_feed(platform, admin):
     data = roster.json()
     assert data["headcount"] == 1 and data["waitlisted"] == 0
     assert data["children"][0]["first_name"] == "Léa" and data["children"][0]["attendance"] == "present"
+    assert data["children"][0]["last_name"] == "Martin"  # from communes' roster_children
     csv = agent.get(roster_path, token=town.agent, params={"date": past, "format": "csv"})
     assert csv.status_code == 200 and csv.headers["Content-Type"].startswith("text/csv")
     assert csv.content.startswith(b"\xef\xbb\xbf")
     lines = csv.content.decode("utf-8-sig").split("\r\n")
-    assert lines[0] == "Date;Activité;Prénom;Identifiant enfant;Réservation;Présence"
-    assert lines[1].split(";")[2:] == ["Léa", child["id"], "réservé", "présent"]
+    assert lines[0] == "Date;Activité;Prénom;Nom;Identifiant enfant;Réservation;Présence"
+    assert lines[1].split(";")[2:] == ["Léa", "Martin", child["id"], "réservé", "présent"]
 
     cancelled = agent.post(town.path("/bookings/cancel"), token=town.agent, json=body)
     assert cancelled.status_code == 200 and cancelled.json()["results"][0]["outcome"] == "cancelled"

@@ -4,16 +4,19 @@ day; overwrites; shown on the calendar), the roster and its CSV, bookings and ca
 behalf of a family (past days, closures, capacity still enforced), the append-only audit trail,
 calendar feed tokens (hashed, replaced, revoked), and the enriched events."""
 
+import contextlib
 import datetime as dt
 import hashlib
 import uuid
 
 import pytest
+from nameko.testing.services import worker_factory
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
+from services.booking import access as booking_access
 from services.booking import (
     activities,
     attendance,
@@ -37,6 +40,7 @@ from services.booking.models import (
     Occurrence,
     OutboxEvent,
 )
+from services.booking.service import BookingService
 from services.common import clock
 from services.common.context import Caller
 from services.common.errors import NotFound, ValidationFailed
@@ -245,8 +249,12 @@ def test_roster_counts_booked_children_and_the_waiting_list(session):
     by_child = {c["child_id"]: c for c in data["children"]}
     assert by_child[lea.id]["attendance"] == "present" and by_child[lea.id]["booking_status"] == "confirmed"
     assert by_child[hugo.id]["booking_status"] == "cancel_requested"
-    named = roster.with_names(data, {hugo.id: "Hugo-Renamed"})
-    assert [c["first_name"] for c in named["children"]] == ["Hugo-Renamed", "Léa"]
+    assert {c["last_name"] for c in data["children"]} == {None}  # until communes names them
+    named = roster.with_names(data, {hugo.id: {"first_name": "Hugo-Renamed", "last_name": "Durand"}})
+    assert [(c["first_name"], c["last_name"]) for c in named["children"]] == [
+        ("Hugo-Renamed", "Durand"),
+        ("Léa", None),  # communes did not return her: the first name kept on the booking
+    ]
     with pytest.raises(NotFound):
         roster.roster(session, OTHER_AGENT, COMMUNE, activity["id"], DAY.isoformat())
 
@@ -262,6 +270,7 @@ def test_roster_csv_is_for_a_french_spreadsheet():
             {
                 "child_id": "c1",
                 "first_name": "Léa",
+                "last_name": "Martin",
                 "booking_id": "b1",
                 "booking_status": "confirmed",
                 "attendance": "present",
@@ -279,10 +288,75 @@ def test_roster_csv_is_for_a_french_spreadsheet():
     raw = text_csv.encode("utf-8")
     assert raw.startswith(b"\xef\xbb\xbf")
     lines = text_csv[1:].split("\r\n")
-    assert lines[0] == "Date;Activité;Prénom;Identifiant enfant;Réservation;Présence"
-    assert lines[1] == '12/03/2026;"Cantine; midi";Léa;c1;réservé;présent'
-    assert lines[2] == '12/03/2026;"Cantine; midi";\'=HYPERLINK();c2;annulation demandée;'
+    assert lines[0] == "Date;Activité;Prénom;Nom;Identifiant enfant;Réservation;Présence"
+    assert lines[1] == '12/03/2026;"Cantine; midi";Léa;Martin;c1;réservé;présent'
+    assert lines[2] == '12/03/2026;"Cantine; midi";\'=HYPERLINK();;c2;annulation demandée;'
     assert lines[3] == ""
+
+
+class FakeCommunes:
+    """communes' roster_children, recording each call; knows only the given children."""
+
+    def __init__(self, known):
+        self.known = known
+        self.calls = []
+
+    def roster_children(self, commune_id, child_ids):
+        self.calls.append((commune_id, list(child_ids)))
+        return {i: self.known[i] for i in child_ids if i in self.known}
+
+    def check_child_access(self, account_id, child_id):
+        raise AssertionError("the roster asks communes once, with roster_children")
+
+
+def test_roster_names_come_from_one_roster_children_call(session):
+    lea = {"first_name": "Léa", "last_name": "Martin", "class_name": "CP", "school": None}
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    fake = FakeCommunes({ids[0]: lea})
+    assert booking_access.roster_children(fake, COMMUNE, [ids[1], ids[0], ids[2], ids[0]]) == {ids[0]: lea}
+    assert fake.calls == [(COMMUNE, sorted(ids))]
+    assert booking_access.roster_children(fake, COMMUNE, []) == {} and len(fake.calls) == 1
+    many = [str(uuid.uuid4()) for _ in range(booking_access.ROSTER_BATCH + 1)]
+    booking_access.roster_children(fake, COMMUNE, many)
+    assert [len(ids) for _, ids in fake.calls[1:]] == [booking_access.ROSTER_BATCH, 1]
+
+
+def test_roster_rpc_adds_last_names_and_the_csv_a_nom_column(session):
+    activity = new_activity(session, capacity=5)
+    lea_m, lea_d, tom = new_child("Léa"), new_child("Léa"), new_child("Tom")
+    for child in (lea_m, lea_d, tom):
+        run_cart(session, child, activity, "book", DAY)
+    session.commit()
+    fake = FakeCommunes(
+        {
+            lea_m.id: {"first_name": "Léa", "last_name": "Martin", "class_name": "CP", "school": None},
+            lea_d.id: {"first_name": "Léa", "last_name": "Durand", "class_name": "CE1", "school": None},
+        }
+    )
+
+    @contextlib.contextmanager
+    def transaction():
+        yield session
+
+    worker = worker_factory(BookingService, caller=AGENT, communes=fake)
+    worker.db.transaction = transaction
+    data = worker.roster(COMMUNE, activity["id"], DAY.isoformat())
+    assert fake.calls == [(COMMUNE, sorted([lea_m.id, lea_d.id, tom.id]))]  # one call for 3 children
+    assert [(c["first_name"], c["last_name"]) for c in data["children"]] == [
+        ("Léa", "Durand"),
+        ("Léa", "Martin"),
+        ("Tom", None),  # not returned by communes: the stored first name, no last name
+    ]
+    assert {"child_id", "first_name", "booking_id", "booking_status", "attendance"} <= set(
+        data["children"][0]
+    )
+    lines = worker.roster_csv(COMMUNE, activity["id"], DAY.isoformat())[1:].split("\r\n")
+    assert lines[0].split(";")[2:4] == ["Prénom", "Nom"]
+    assert [line.split(";")[2:5] for line in lines[1:4]] == [
+        ["Léa", "Durand", lea_d.id],
+        ["Léa", "Martin", lea_m.id],
+        ["Tom", "", tom.id],
+    ]
 
 
 # --- on behalf of a family --------------------------------------------------------------------------
