@@ -16,11 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.common.context import Caller
-from services.common.errors import NotFound, Unauthenticated
-
-ADMIN = "admin"
-AGENT = "agent"
+from services.common.context import (  # noqa: F401 - the shared rules, re-exported for callers
+    ADMIN,
+    AGENT,
+    Caller,
+    require_account,
+    staff_role,
+)
+from services.common.errors import NotFound
 
 
 @dataclass(frozen=True)
@@ -34,22 +37,6 @@ class ChildInfo:
     class_name: str | None = None
     # for the emails events enable (never the last name); a label, not part of the child's identity
     first_name: str | None = field(default=None, compare=False)
-
-
-def require_account(caller: Caller) -> str:
-    if not caller.account_id:
-        raise Unauthenticated()
-    return caller.account_id
-
-
-def staff_role(caller: Caller, commune_id: Any) -> str:
-    """`admin` or `agent` if the caller may manage this commune's activities; NotFound otherwise."""
-    require_account(caller)
-    if caller.is_admin:
-        return ADMIN
-    if isinstance(commune_id, str) and caller.is_agent_of(commune_id):
-        return AGENT
-    raise NotFound()
 
 
 def is_staff(caller: Caller, commune_id: Any) -> bool:

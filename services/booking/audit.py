@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.booking.models import BookingAuditEntry
-from services.common import clock
+from services.common import audit as common_audit
 
 BOOKING = "booking"
 CANCELLATION_REQUEST = "cancellation_request"
@@ -35,39 +34,19 @@ def record(
     commune_id: str,
     child_id: str | None = None,
 ) -> None:
-    session.add(
-        BookingAuditEntry(
-            at=clock.now(),
-            account_id=account_id,
-            role=role,
-            action=action,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            child_id=child_id,
-            commune_id=commune_id,
-        )
+    common_audit.record(
+        session,
+        BookingAuditEntry,
+        account_id=account_id,
+        role=role,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        child_id=child_id,
+        commune_id=commune_id,
     )
 
 
 def entries(session: Session, commune_id: str, limit: int = 100) -> list[dict[str, Any]]:
     """The commune's newest entries first."""
-    rows = session.scalars(
-        select(BookingAuditEntry)
-        .where(BookingAuditEntry.commune_id == commune_id)
-        .order_by(BookingAuditEntry.id.desc())
-        .limit(limit)
-    ).all()
-    return [
-        {
-            "id": str(row.id),
-            "at": row.at.isoformat(),
-            "account_id": row.account_id,
-            "role": row.role,
-            "action": row.action,
-            "entity_type": row.entity_type,
-            "entity_id": row.entity_id,
-            "child_id": row.child_id,
-            "commune_id": row.commune_id,
-        }
-        for row in rows
-    ]
+    return common_audit.entries(session, BookingAuditEntry, commune_id, limit)

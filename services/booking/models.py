@@ -8,7 +8,6 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (
-    DDL,
     JSON,
     BigInteger,
     Boolean,
@@ -19,11 +18,11 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
-    event,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.common.audit import make_append_only
 from services.common.db import UtcDateTime, new_id
 from services.common.messaging import messaging_tables
 
@@ -261,30 +260,4 @@ class BookingAuditEntry(Base):
     commune_id: Mapped[str] = mapped_column(String(36))
 
 
-# The append-only triggers of booking_audit (migration 0002 runs the same statements).
-PG_AUDIT_FUNCTION = """
-CREATE OR REPLACE FUNCTION booking_audit_append_only() RETURNS trigger AS $$
-BEGIN
-    RAISE EXCEPTION 'booking_audit is append-only';
-END;
-$$ LANGUAGE plpgsql
-"""
-PG_AUDIT_TRIGGERS = (
-    "CREATE TRIGGER booking_audit_no_change BEFORE UPDATE OR DELETE ON booking_audit "
-    "FOR EACH ROW EXECUTE FUNCTION booking_audit_append_only()",
-    "CREATE TRIGGER booking_audit_no_truncate BEFORE TRUNCATE ON booking_audit "
-    "FOR EACH STATEMENT EXECUTE FUNCTION booking_audit_append_only()",
-)
-SQLITE_AUDIT_TRIGGERS = (
-    "CREATE TRIGGER booking_audit_no_update BEFORE UPDATE ON booking_audit "
-    "BEGIN SELECT RAISE(ABORT, 'booking_audit is append-only'); END",
-    "CREATE TRIGGER booking_audit_no_delete BEFORE DELETE ON booking_audit "
-    "BEGIN SELECT RAISE(ABORT, 'booking_audit is append-only'); END",
-)
-
-for _statement in (PG_AUDIT_FUNCTION, *PG_AUDIT_TRIGGERS):
-    event.listen(
-        BookingAuditEntry.__table__, "after_create", DDL(_statement).execute_if(dialect="postgresql")
-    )
-for _statement in SQLITE_AUDIT_TRIGGERS:
-    event.listen(BookingAuditEntry.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
+make_append_only(BookingAuditEntry.__table__)  # migration 0002 runs the same statements

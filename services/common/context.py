@@ -11,6 +11,11 @@ from typing import Any
 
 from nameko.extensions import DependencyProvider
 
+from services.common.errors import Forbidden, NotFound, Unauthenticated
+
+ADMIN = "admin"
+AGENT = "agent"
+
 ACCOUNT_KEY = "account_id"
 ROLES_KEY = "roles"
 SESSION_KEY = "session_id"
@@ -39,6 +44,31 @@ class Caller:
             CLIENT_IP_KEY: self.client_ip,
         }
         return {key: value for key, value in data.items() if value is not None}
+
+
+def require_account(caller: Caller) -> str:
+    if not caller.account_id:
+        raise Unauthenticated()
+    return caller.account_id
+
+
+def staff_role(caller: Caller, commune_id: Any) -> str:
+    """`admin` or `agent` if the caller may act inside this commune; NotFound otherwise (never a
+    hint that the commune's data exists)."""
+    require_account(caller)
+    if caller.is_admin:
+        return ADMIN
+    if isinstance(commune_id, str) and caller.is_agent_of(commune_id):
+        return AGENT
+    raise NotFound()
+
+
+def require_internal(caller: Caller, *, admin_too: bool = False) -> None:
+    """RPCs for other services: they call with no account in context (the gateway always attaches
+    the caller of a public request). `admin_too` also lets platform admins through."""
+    if caller.account_id is None or (admin_too and caller.is_admin):
+        return
+    raise Forbidden()
 
 
 def caller_from_context(data: dict[str, Any]) -> Caller:

@@ -18,20 +18,19 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, literal, select
 from sqlalchemy.orm import Session
 
-from services.common.context import Caller
-from services.common.errors import Forbidden, NotFound, Unauthenticated
+from services.common.context import (  # noqa: F401 - the shared rules, re-exported for callers
+    ADMIN,
+    AGENT,
+    Caller,
+    require_account,
+    require_internal,
+    staff_role,
+)
+from services.common.errors import Forbidden
 from services.communes.models import Child, CommuneAgent, Family, FamilyLink
 
-ADMIN = "admin"
-AGENT = "agent"
 PARENT = "parent"
 _MAX_ID = 64
-
-
-def require_account(caller: Caller) -> str:
-    if not caller.account_id:
-        raise Unauthenticated()
-    return caller.account_id
 
 
 def require_admin(caller: Caller) -> str:
@@ -41,22 +40,11 @@ def require_admin(caller: Caller) -> str:
     return account_id
 
 
-def staff_role(caller: Caller, commune_id: str) -> str:
-    """`admin` or `agent` if the caller may act inside this commune; NotFound otherwise."""
-    require_account(caller)
-    if caller.is_admin:
-        return ADMIN
-    if isinstance(commune_id, str) and caller.is_agent_of(commune_id):
-        return AGENT
-    raise NotFound()
-
-
 def require_internal_or_self(caller: Caller, account_id: str) -> None:
     """Access checks: other services call them without an account in context; an account may ask
     about itself; an admin about anyone."""
-    if caller.account_id is None or caller.account_id == account_id or caller.is_admin:
-        return
-    raise Forbidden()
+    if caller.account_id != account_id:
+        require_internal(caller, admin_too=True)
 
 
 def may_read_billing_profile(caller: Caller, commune_id: str) -> bool:

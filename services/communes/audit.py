@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.common import clock
+from services.common import audit as common_audit
 from services.communes.models import AuditEntry
 
 FAMILY = "family"
 CHILD = "child"
 COMMUNE = "commune"
+ROSTER = "roster"  # one entry per roster read; the children's ids are not listed
 
 
 def record(
@@ -26,37 +26,18 @@ def record(
     entity_id: str | None,
     commune_id: str,
 ) -> None:
-    session.add(
-        AuditEntry(
-            at=clock.now(),
-            account_id=account_id,
-            role=role,
-            action=action,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            commune_id=commune_id,
-        )
+    common_audit.record(
+        session,
+        AuditEntry,
+        account_id=account_id,
+        role=role,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        commune_id=commune_id,
     )
 
 
 def entries(session: Session, commune_id: str, limit: int) -> list[dict[str, Any]]:
     """The commune's newest entries first."""
-    rows = session.scalars(
-        select(AuditEntry)
-        .where(AuditEntry.commune_id == commune_id)
-        .order_by(AuditEntry.id.desc())
-        .limit(limit)
-    ).all()
-    return [
-        {
-            "id": str(row.id),
-            "at": row.at.isoformat(),
-            "account_id": row.account_id,
-            "role": row.role,
-            "action": row.action,
-            "entity_type": row.entity_type,
-            "entity_id": row.entity_id,
-            "commune_id": row.commune_id,
-        }
-        for row in rows
-    ]
+    return common_audit.entries(session, AuditEntry, commune_id, limit)

@@ -201,7 +201,6 @@ def family_contact(session: Session, family_id: Any) -> dict[str, str] | None:
 
 
 MAX_ROSTER_IDS = 1000
-ROSTER = "roster"  # audit entity type: one entry per roster read, the children's ids not listed
 
 
 def roster_children(
@@ -215,9 +214,12 @@ def roster_children(
     if not isinstance(commune_id, str) or not 0 < len(commune_id) <= 64:  # an admin's malformed id
         raise NotFound()
     if not isinstance(child_ids, list | tuple) or not all(isinstance(i, str) for i in child_ids):
-        raise ValidationFailed(details={"child_ids": "a list of ids"})
+        raise ValidationFailed(
+            "Une liste d'identifiants est attendue.", {"fields": {"child_ids": ["Une liste est attendue."]}}
+        )
     if len(child_ids) > MAX_ROSTER_IDS:
-        raise ValidationFailed(details={"child_ids": f"at most {MAX_ROSTER_IDS} ids"})
+        message = f"Au plus {MAX_ROSTER_IDS} enfants par liste."
+        raise ValidationFailed(message, {"fields": {"child_ids": [message]}})
     wanted = sorted({i for i in child_ids if 0 < len(i) <= 64})
     rows = (
         session.execute(
@@ -228,7 +230,7 @@ def roster_children(
         if wanted
         else []
     )
-    audit.record(session, caller.account_id, role, "child.roster_read", ROSTER, None, commune_id)
+    audit.record(session, caller.account_id, role, "child.roster_read", audit.ROSTER, None, commune_id)
     return {
         row.id: {
             "first_name": row.first_name,

@@ -8,7 +8,6 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (
-    DDL,
     JSON,
     BigInteger,
     CheckConstraint,
@@ -18,10 +17,10 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
-    event,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.common.audit import make_append_only
 from services.common.db import UtcDateTime, new_id
 from services.common.messaging import messaging_tables
 
@@ -168,28 +167,4 @@ class AuditEntry(Base):
     commune_id: Mapped[str] = mapped_column(String(36))
 
 
-# The same append-only triggers as migration 0001, for databases made with create_all (unit tests).
-PG_AUDIT_FUNCTION = """
-CREATE OR REPLACE FUNCTION audit_entries_append_only() RETURNS trigger AS $$
-BEGIN
-    RAISE EXCEPTION 'audit_entries is append-only';
-END;
-$$ LANGUAGE plpgsql
-"""
-PG_AUDIT_TRIGGERS = (
-    "CREATE TRIGGER audit_entries_no_change BEFORE UPDATE OR DELETE ON audit_entries "
-    "FOR EACH ROW EXECUTE FUNCTION audit_entries_append_only()",
-    "CREATE TRIGGER audit_entries_no_truncate BEFORE TRUNCATE ON audit_entries "
-    "FOR EACH STATEMENT EXECUTE FUNCTION audit_entries_append_only()",
-)
-SQLITE_AUDIT_TRIGGERS = (
-    "CREATE TRIGGER audit_entries_no_update BEFORE UPDATE ON audit_entries "
-    "BEGIN SELECT RAISE(ABORT, 'audit_entries is append-only'); END",
-    "CREATE TRIGGER audit_entries_no_delete BEFORE DELETE ON audit_entries "
-    "BEGIN SELECT RAISE(ABORT, 'audit_entries is append-only'); END",
-)
-
-for _statement in (PG_AUDIT_FUNCTION, *PG_AUDIT_TRIGGERS):
-    event.listen(AuditEntry.__table__, "after_create", DDL(_statement).execute_if(dialect="postgresql"))
-for _statement in SQLITE_AUDIT_TRIGGERS:
-    event.listen(AuditEntry.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
+make_append_only(AuditEntry.__table__)  # migration 0001 runs the same statements

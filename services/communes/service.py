@@ -11,7 +11,7 @@ from nameko.rpc import rpc
 from nameko.timer import timer
 
 from services.common import errors
-from services.common.context import Caller, CallerProvider
+from services.common.context import Caller, CallerProvider, require_internal
 from services.common.db import Database
 from services.common.health import readiness
 from services.common.messaging import OutboxRelay
@@ -208,8 +208,7 @@ class CommunesService:
     @rpc(expected_exceptions=EXPECTED)
     def family_contact(self, family_id: str) -> dict[str, str] | None:
         """A family's contact address and name, for internal callers only (notify); None if unknown."""
-        if self.caller.account_id is not None:
-            raise errors.Forbidden()
+        require_internal(self.caller)
         with self.db.transaction() as session:
             return families.family_contact(session, family_id)
 

@@ -8,7 +8,7 @@ from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 
 from services.common import errors
-from services.common.context import Caller, CallerProvider
+from services.common.context import Caller, CallerProvider, require_internal
 from services.common.db import Database
 from services.common.health import readiness
 from services.common.messaging import OutboxRelay
@@ -101,8 +101,7 @@ class IdentityService:
     def recent_revocations(self) -> list[dict[str, str]]:
         """Sessions revoked within the last access-token lifetime, `[{session_id, until}]`: a gateway
         that starts loads them once, then follows the `session_revoked` events. Internal callers only."""
-        if self.caller.account_id is not None:
-            raise errors.Forbidden()
+        require_internal(self.caller)
         with self.db.engine.connect() as conn:
             return accounts.recent_revocations(conn, self.settings)
 
@@ -116,8 +115,7 @@ class IdentityService:
     def grant_role(self, account_id: str, role: str, scope: str = "") -> dict[str, Any]:
         """Admins grant roles. Internal callers (other services, no account in context) may too:
         the gateway never exposes this RPC to anonymous requests."""
-        if self.caller.account_id is not None and not self.caller.is_admin:
-            raise errors.Forbidden()
+        require_internal(self.caller, admin_too=True)
         try:
             with self.db.transaction() as session:
                 created = accounts.grant_role(session, account_id, role, scope, self.caller.account_id)
@@ -128,8 +126,7 @@ class IdentityService:
     @rpc(expected_exceptions=EXPECTED)
     def find_account(self, email: str) -> dict[str, Any] | None:
         """For internal callers (communes: grant an agent by email)."""
-        if self.caller.account_id is not None and not self.caller.is_admin:
-            raise errors.Forbidden()
+        require_internal(self.caller, admin_too=True)
         with self.db.transaction() as session:
             account = accounts.account_by_email(session, email)
             return None if account is None else accounts.describe(session, account)
@@ -137,8 +134,7 @@ class IdentityService:
     @rpc(expected_exceptions=EXPECTED)
     def contact(self, account_id: str) -> dict[str, str] | None:
         """An account's address and locale, for internal callers only (notify); None if unknown."""
-        if self.caller.account_id is not None:
-            raise errors.Forbidden()
+        require_internal(self.caller)
         with self.db.transaction() as session:
             return accounts.contact(session, account_id)
 

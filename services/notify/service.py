@@ -10,7 +10,7 @@ from nameko.events import event_handler
 from nameko.rpc import rpc
 
 from services.common import errors
-from services.common.context import Caller, CallerProvider
+from services.common.context import Caller, CallerProvider, require_internal
 from services.common.db import Database
 from services.common.health import readiness
 from services.common.messaging import OutboxRelay
@@ -99,5 +99,4 @@ class NotifyService:
         return inbound.status_of(self.db, source_event_id)
 
     def _require_admin_or_internal(self) -> None:
-        if self.caller.account_id is not None and not self.caller.is_admin:
-            raise errors.Forbidden()
+        require_internal(self.caller, admin_too=True)
