@@ -47,7 +47,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.gateway_bench import load  # noqa: E402
-from bench.harness import bench_environment, free_port, gateway_env  # noqa: E402
+from bench.harness import bench_environment, free_port, gateway_env, percentile, throughput  # noqa: E402
 from deploy.stack import Stack  # noqa: E402
 
 MONDAY = 0
@@ -228,10 +228,6 @@ def seed(uris: dict[str, str], public_url: str, parents: int, places: int) -> di
 # --- measuring ----------------------------------------------------------------------------------------
 
 
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * fraction))]
-
-
 def load_per_parent(seconds: float, concurrency: int, step: Any) -> dict[str, float]:
     """Like gateway_bench.load, but each iteration is `step(http_session, n)` (n: a global counter, so
     iterations spread over the parents), which returns (ok, http_requests_made)."""
@@ -262,15 +258,7 @@ def load_per_parent(seconds: float, concurrency: int, step: Any) -> dict[str, fl
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - begun
-    latencies.sort()
-    return {
-        "requests": len(latencies),
-        "errors": counts["errors"],
-        "rps": len(latencies) / elapsed,
-        "http_rps": counts["calls"] / elapsed,
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": percentile(latencies, 0.99) * 1000,
-    }
+    return {**throughput(latencies, elapsed, counts["errors"]), "http_rps": counts["calls"] / elapsed}
 
 
 def auth(token: str, **extra: str) -> dict[str, str]:

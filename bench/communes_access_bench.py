@@ -10,7 +10,6 @@ Usage: python bench/communes_access_bench.py [--seconds 10] [--concurrency 8].""
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import threading
 import time
@@ -24,7 +23,7 @@ warnings.simplefilter("ignore")
 from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from bench.harness import BenchEnvironment, bench_environment  # noqa: E402
+from bench.harness import BenchEnvironment, bench_environment, throughput  # noqa: E402
 from deploy.stack import Stack  # noqa: E402
 from services.common.context import Caller  # noqa: E402
 from services.common.db import get_engine  # noqa: E402
@@ -99,14 +98,7 @@ def load(config: dict, seconds: float, concurrency: int, make_call) -> dict[str,
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - begun
-    latencies.sort()
-    return {
-        "calls": len(latencies),
-        "errors": errors,
-        "rate": len(latencies) / elapsed,
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
-    }
+    return throughput(latencies, elapsed, errors)
 
 
 def measure(bench: BenchEnvironment, args: argparse.Namespace) -> dict[str, dict[str, float]]:
@@ -153,8 +145,8 @@ def main() -> int:
     print(f"\naccess-check benchmark: {args.seconds:.0f}s per RPC, {args.concurrency} clients, {backend}")
     print(f"{'rpc':<30}{'calls/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
     for name, r in results.items():
-        print(f"{name:<30}{r['rate']:>9.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['errors']:>8.0f}")
-    ratio = results["communes.check_child_access"]["rate"] / results["identity.echo (floor)"]["rate"]
+        print(f"{name:<30}{r['rps']:>9.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['errors']:>8.0f}")
+    ratio = results["communes.check_child_access"]["rps"] / results["identity.echo (floor)"]["rps"]
     print(f"\ncheck_child_access throughput ÷ echo throughput = {ratio:.2f}")
     return 0 if all(r["errors"] == 0 for r in results.values()) else 1
 

@@ -9,7 +9,6 @@ and the ratio /me ÷ echo (target ≥ 0.5). Usage: python bench/gateway_bench.py
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import threading
 import time
@@ -20,7 +19,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import BenchEnvironment, bench_environment, free_port, gateway_env  # noqa: E402
+from bench.harness import BenchEnvironment, bench_environment, free_port, gateway_env, throughput  # noqa: E402
 from deploy.stack import Stack  # noqa: E402
 
 PASSWORD = "une phrase de passe pour le banc"
@@ -54,14 +53,7 @@ def load(url: str, seconds: float, concurrency: int, method: str = "GET", **kwar
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - begun
-    latencies.sort()
-    return {
-        "requests": len(latencies),
-        "errors": errors,
-        "rps": len(latencies) / elapsed,
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
-    }
+    return throughput(latencies, elapsed, errors)
 
 
 def main() -> int:

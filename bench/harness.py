@@ -4,6 +4,7 @@ migrated, and a RabbitMQ vhost of their own, all removed afterwards."""
 from __future__ import annotations
 
 import shutil
+import statistics
 import subprocess
 import tempfile
 import uuid
@@ -103,3 +104,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * fraction))]
+
+
+def throughput(latencies: list[float], elapsed: float, errors: int) -> dict[str, float]:
+    """requests, errors, rps, p50_ms, p99_ms of one load run (latencies in seconds)."""
+    latencies = sorted(latencies)
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": len(latencies) / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+    }
