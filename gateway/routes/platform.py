@@ -7,6 +7,7 @@ from werkzeug.wrappers import Request, Response
 
 from gateway.errors import ServiceError, json_response
 from gateway.openapi import document, route
+from services.common.rpc import DeadlineProxy
 
 READY_TIMEOUT = 2.0
 
@@ -37,13 +38,8 @@ class PlatformRoutes:
         )
 
     def _check_service(self, service: str) -> str:
-        proxy = {
-            "identity": self.identity,
-            "notify": self.notify,
-            "communes": self.communes,
-            "booking": self.booking,
-        }.get(service)
-        if proxy is None:
+        proxy = getattr(self, service, None)  # each backend is a ServiceRpc named after it (base.py)
+        if not isinstance(proxy, DeadlineProxy):
             return "unknown"
         try:
             with eventlet.Timeout(READY_TIMEOUT):

@@ -16,7 +16,7 @@ from services.common.errors import ServiceTimeout, ServiceUnavailable
 DEFAULT_TIMEOUT = 5.0
 
 
-class _DeadlineProxy:
+class DeadlineProxy:
     def __init__(self, proxy: Any, service_name: str, timeout: float) -> None:
         self._proxy = proxy
         self._service_name = service_name
@@ -58,5 +58,5 @@ class ServiceRpc(RpcProxy):
         # the broker drops a request nobody picked up before the caller gave up
         self.options["expiration"] = self.timeout
 
-    def get_dependency(self, worker_ctx: Any) -> _DeadlineProxy:
-        return _DeadlineProxy(super().get_dependency(worker_ctx), self.target_service, self.timeout)
+    def get_dependency(self, worker_ctx: Any) -> DeadlineProxy:
+        return DeadlineProxy(super().get_dependency(worker_ctx), self.target_service, self.timeout)

@@ -122,9 +122,8 @@ def test_agent_invitation_for_a_person_without_account(platform, admin):
         f"/api/v1/admin/communes/{commune['id']}/agents", token=admin_token, json={"email": invitee}
     )
     assert invited.status_code == 201 and invited.json()["status"] == "invited"
-    assert "Invitville" in str(platform.mailbox.wait_for(invitee)[0]["Subject"]) or platform.mailbox.wait_for(
-        invitee
-    )
+    invitation = platform.mailbox.wait_for(invitee)[0]
+    assert "Invitville" in invitation.get_body(preferencelist=("plain",)).get_content()
     client = platform.client()
     assert (
         client.post("/api/v1/accounts", json={"email": invitee, "password": "une phrase d'agent"}).status_code
