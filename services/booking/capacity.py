@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from services.booking import events
@@ -31,16 +31,7 @@ from services.booking.models import (
     Booking,
     Occurrence,
 )
-from services.common.db import new_id
-
-
-def _insert(session: Session) -> Any:
-    """INSERT ... ON CONFLICT for this dialect."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(Occurrence)
+from services.common.db import UtcDateTime, insert_for, new_id
 
 
 def occurrence(session: Session, activity_id: str, day: dt.date) -> Any:
@@ -56,7 +47,7 @@ def occurrence(session: Session, activity_id: str, day: dt.date) -> Any:
         select(Activity.capacity).where(Activity.id == activity_id).with_for_update(read=True)
     ).scalar_one()
     session.execute(
-        _insert(session)
+        insert_for(session, Occurrence)
         .values(id=new_id(), activity_id=activity_id, date=day, capacity=capacity, taken=0, waitlist_seq=0)
         .on_conflict_do_nothing(index_elements=["activity_id", "date"])
     )
@@ -76,7 +67,10 @@ def lock(session: Session, occurrence_id: str) -> None:
     """Lock the day before changing its bookings (see the module's lock order). SQLite: a no-op
     write that takes the database's write lock now, so what is read next is current."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Occurrence.id).where(Occurrence.id == occurrence_id).with_for_update())
+        # NO KEY UPDATE: bookings being inserted hold KEY SHARE on their day (foreign key); see place()
+        session.execute(
+            select(Occurrence.id).where(Occurrence.id == occurrence_id).with_for_update(key_share=True)
+        )
     else:
         session.execute(
             update(Occurrence)
@@ -95,6 +89,97 @@ def take_place(session: Session, occurrence_id: str) -> bool:
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
+
+
+# PostgreSQL: the place (or the waiting-list number) and the booking's status in ONE statement, so that
+# the day's row lock is held for the fewest round trips (it lasts until the commit). The CTE locks the
+# day and reads whether a place is left; the UPDATE of occurrences then sees the row it locked. NO KEY
+# UPDATE, like a plain UPDATE: the booking rows inserted before hold KEY SHARE locks on their day
+# (the foreign key), which FOR UPDATE would wait for, deadlocking two carts of the same day.
+_PLACE_OR_QUEUE_PG = text(
+    """
+    WITH cur AS (
+        SELECT id, taken < capacity AS free FROM occurrences WHERE id = :occurrence_id FOR NO KEY UPDATE
+    ), occ AS (
+        UPDATE occurrences o
+        SET taken = o.taken + CASE WHEN cur.free THEN 1 ELSE 0 END,
+            waitlist_seq = o.waitlist_seq + CASE WHEN cur.free THEN 0 ELSE 1 END
+        FROM cur WHERE o.id = cur.id
+        RETURNING cur.free AS free, o.waitlist_seq AS seq
+    )
+    UPDATE bookings b
+    SET status = CASE WHEN occ.free THEN :placed_status ELSE :waitlisted END,
+        waitlist_position = CASE WHEN occ.free THEN NULL ELSE occ.seq END,
+        hold_expires_at = CASE WHEN occ.free THEN CAST(:hold AS TIMESTAMPTZ) ELSE NULL END,
+        updated_at = :now
+    FROM occ WHERE b.id = :booking_id
+    RETURNING occ.free, occ.seq
+    """
+).bindparams(bindparam("hold", type_=UtcDateTime()), bindparam("now", type_=UtcDateTime()))
+
+# No waiting list: a full day is not locked at all (the conditional update matches no row).
+_PLACE_PG = text(
+    """
+    WITH occ AS (
+        UPDATE occurrences SET taken = taken + 1
+        WHERE id = :occurrence_id AND taken < capacity RETURNING id
+    )
+    UPDATE bookings b
+    SET status = :placed_status, hold_expires_at = CAST(:hold AS TIMESTAMPTZ), updated_at = :now
+    FROM occ WHERE b.id = :booking_id
+    RETURNING b.id
+    """
+).bindparams(bindparam("hold", type_=UtcDateTime()), bindparam("now", type_=UtcDateTime()))
+
+
+def place(
+    session: Session,
+    occurrence_id: str,
+    booking_id: str,
+    waiting_list: bool,
+    placed_status: str,
+    hold: dt.datetime | None,
+    now: dt.datetime,
+) -> tuple[bool, int | None]:
+    """Give the booking row `booking_id` (already inserted, not yet visible to anyone) a place of its
+    day, with `placed_status` and `hold`, or else its number on the waiting list, or else delete it.
+    Returns (placed, waiting-list position): (False, None) means the day is full without a list."""
+    params = {
+        "occurrence_id": occurrence_id,
+        "booking_id": booking_id,
+        "placed_status": placed_status,
+        "hold": hold,
+        "now": now,
+    }
+    if session.get_bind().dialect.name == "postgresql":
+        if waiting_list:
+            row = session.execute(_PLACE_OR_QUEUE_PG, {**params, "waitlisted": WAITLISTED}).one()
+            return (True, None) if row.free else (False, row.seq)
+        placed = session.execute(_PLACE_PG, params).first() is not None
+        position = None
+    elif take_place(session, occurrence_id):
+        placed, position = True, None
+    else:
+        placed = False
+        position = next_waitlist_position(session, occurrence_id) if waiting_list else None
+    if placed or position is not None:
+        if session.get_bind().dialect.name != "postgresql":
+            session.execute(
+                update(Booking)
+                .where(Booking.id == booking_id)
+                .values(
+                    status=placed_status if placed else WAITLISTED,
+                    waitlist_position=position,
+                    hold_expires_at=hold if placed else None,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+        return placed, position
+    session.execute(
+        delete(Booking).where(Booking.id == booking_id).execution_options(synchronize_session=False)
+    )
+    return False, None
 
 
 def free_place(session: Session, occurrence_id: str) -> None:
@@ -166,7 +251,7 @@ def set_capacity(session: Session, days: ActivityDays, capacity: int, now: dt.da
         select(Occurrence.id, Occurrence.date, Occurrence.taken)
         .where(Occurrence.activity_id == activity.id)
         .order_by(Occurrence.date)
-        .with_for_update()
+        .with_for_update(key_share=True)
     ).all()
     if any(row.taken > capacity for row in rows):
         raise CapacityBelowBookings(details={"max_taken": max(row.taken for row in rows)})

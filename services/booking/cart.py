@@ -19,18 +19,10 @@ from services.booking.days import load_one
 from services.booking.exceptions import CartTooLarge
 from services.booking.models import BOOK, CANCEL, Activity, CartItem
 from services.common import clock
-from services.common.db import new_id
+from services.common.db import insert_for, new_id
 from services.common.errors import NotFound, ValidationFailed
 
 MAX_CART_ITEMS = 500
-
-
-def _insert(session: Session) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(CartItem)
 
 
 def _activity_for(session: Session, child: ChildInfo, activity_id: Any) -> Activity:
@@ -58,7 +50,7 @@ def _add(
     ids = [new_id() for _ in wanted]
     if wanted:
         session.execute(
-            _insert(session)
+            insert_for(session, CartItem)
             .values(
                 [
                     {

@@ -4,15 +4,18 @@ cancellations and cancellation requests, exactly once per idempotency key.
 One transaction per cart (see README.md, "Transactions under contention"):
 1. the key is stored first (`INSERT ... ON CONFLICT DO NOTHING` on UNIQUE(account, key)): a
    concurrent or later call with the same key finds it and gets the stored response, books nothing;
-2. the cart's items are locked (FOR UPDATE) and read; the rules of each day are checked (read only);
-3. the days that will be booked are created if missing (before any day is locked);
+2. the cart's items are locked (FOR UPDATE), read and deleted; the rules of each day are checked
+   (read only);
+3. the days that will be booked are created if missing, and each day to book gets its booking row
+   (`INSERT ... ON CONFLICT DO NOTHING` on the partial unique index: a child already booked that day,
+   or booked meanwhile by another cart of the family, is ALREADY_BOOKED), all before any day is locked;
 4. the items are applied in (activity, date, child) order: one lock order for every transaction, so
-   concurrent carts cannot deadlock. Places are taken by the conditional update of capacity.py;
-   a booking that collides with one made meanwhile (the partial unique index) is rejected
-   ALREADY_BOOKED and its savepoint gives the place back;
-5. the response, the cart snapshot and the outbox events are written, the items removed, and
-   everything commits at once: a crash anywhere leaves no trace, and the retry does it all.
-Locks are held from step 4 to the commit only: a few short statements per item.
+   concurrent carts cannot deadlock. A place (or a waiting-list number) and the booking's status are
+   given by one statement on PostgreSQL (capacity.place), which locks the day;
+5. the events, the response and the cart snapshot are written (two statements) and everything
+   commits at once: a crash anywhere leaves no trace, and the retry does it all.
+A day's lock is the contended resource at an opening rush: it is held from step 4 to the commit only,
+for about four round trips per cart of one day.
 
 SQLite: the key's INSERT is the transaction's first write, which takes the database's write lock, so
 everything read after it is current and carts are validated one at a time."""
@@ -24,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.booking import capacity, days, events, fields, outcomes
@@ -33,6 +35,7 @@ from services.booking.cart import items as cart_items
 from services.booking.deadlines import is_before
 from services.booking.exceptions import CartEmpty, IdempotencyKeyReused
 from services.booking.models import (
+    ACTIVE_PREDICATE,
     ACTIVE_STATUSES,
     BOOK,
     CANCEL_REQUESTED,
@@ -46,7 +49,7 @@ from services.booking.models import (
     CartItem,
     CartValidation,
 )
-from services.common.db import new_id
+from services.common.db import insert_for, new_id
 
 PENDING = "pending"
 
@@ -89,14 +92,6 @@ def prepare(session: Session, account_id: str, key: Any) -> Plan:
     return Plan(item_ids=[item.id for item in current], child_ids=sorted({item.child_id for item in current}))
 
 
-def _insert_key(session: Session) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(CartValidation)
-
-
 def validate_cart(
     session: Session,
     account_id: str,
@@ -113,7 +108,7 @@ def validate_cart(
     if stored is None:
         validation_id = new_id()
         inserted = session.execute(
-            _insert_key(session)
+            insert_for(session, CartValidation)
             .values(id=validation_id, account_id=account_id, idempotency_key=key, cart=[], created_at=now)
             .on_conflict_do_nothing(index_elements=["account_id", "idempotency_key"])
         ).rowcount
@@ -130,6 +125,12 @@ def validate_cart(
         raise CartEmpty()  # the transaction rolls back: the key is not kept
     rows = sorted(rows, key=lambda r: (r.created_at, r.date, r.id))
 
+    # the items go first (no day is locked yet): after the places, the fewest statements before the commit
+    session.execute(
+        delete(CartItem)
+        .where(CartItem.id.in_([row.id for row in rows]))
+        .execution_options(synchronize_session=False)
+    )
     engine = _Engine(session, account_id, validation_id, children, now)
     results = engine.run(rows)
     response = {"results": [results[row.id] for row in rows], "payment": None}
@@ -143,18 +144,14 @@ def validate_cart(
         }
         for row in rows
     ]
+    # recorded before the update below, whose autoflush then writes every outbox row in one INSERT
+    events.cart_validated(session, account_id, key, response["results"], engine.lines(response["results"]))
     session.execute(
         update(CartValidation)
         .where(CartValidation.id == validation_id)
         .values(cart=snapshot, response=response)
         .execution_options(synchronize_session=False)
     )
-    session.execute(
-        delete(CartItem)
-        .where(CartItem.id.in_([row.id for row in rows]))
-        .execution_options(synchronize_session=False)
-    )
-    events.cart_validated(session, account_id, key, response["results"], engine.lines(response["results"]))
     return response
 
 
@@ -199,6 +196,13 @@ class _Engine:
                 key = (row.activity_id, row.date)
                 if key not in occurrences:
                     occurrences[key] = capacity.occurrence(self.session, row.activity_id, row.date).id
+        # each day to book gets its booking row before any day is locked: a child already booked that
+        # day (or booked meanwhile by another cart of the family) is found here, by the unique index
+        booking_ids = {
+            row.id: self._insert_booking(row, occurrences[(row.activity_id, row.date)])
+            for row in ordered
+            if row.action == BOOK and refusals[row.id] is None
+        }
         results = {}
         for row in ordered:
             base = {
@@ -209,10 +213,12 @@ class _Engine:
             }
             if row.action == BOOK:
                 reason = refusals[row.id]
-                if reason is None:
-                    outcome = self._book(row, occurrences[(row.activity_id, row.date)])
-                else:
+                if reason is not None:
                     outcome = {"outcome": outcomes.REJECTED, "reason": reason}
+                elif booking_ids[row.id] is None:
+                    outcome = {"outcome": outcomes.REJECTED, "reason": outcomes.ALREADY_BOOKED}
+                else:
+                    outcome = self._place(row, occurrences[(row.activity_id, row.date)], booking_ids[row.id])
             else:
                 outcome = self._cancel(row)
             results[row.id] = {**base, **outcome}
@@ -261,53 +267,78 @@ class _Engine:
             )
         ).first()
 
-    def _book(self, row: CartItem, occurrence_id: str) -> dict[str, Any]:
-        if self._active_booking(row) is not None:
-            return {"outcome": outcomes.REJECTED, "reason": outcomes.ALREADY_BOOKED}
+    def _insert_booking(self, row: CartItem, occurrence_id: str) -> str | None:
+        """The day's booking row, without a place yet (nobody sees it before the commit); None when
+        the child already has an active booking that day (INSERT ... ON CONFLICT DO NOTHING on the
+        partial unique index: no savepoint; on PostgreSQL it waits for a concurrent cart of the same
+        family that inserted the same day, and finds its booking if that cart commits)."""
         activity = self.rules[row.activity_id].activity
         child = self.children[row.child_id]
-        booking = None
-        try:
-            with self.session.begin_nested():
-                hold, position = None, None
-                if capacity.take_place(self.session, occurrence_id):
-                    status = CONFIRMED if activity.billing_mode == "postpaid" else PENDING_PAYMENT
-                    if status == PENDING_PAYMENT:
-                        hold = self.now + dt.timedelta(minutes=activity.hold_minutes)
-                elif activity.waiting_list:
-                    status = WAITLISTED
-                    position = capacity.next_waitlist_position(self.session, occurrence_id)
-                else:
-                    return {"outcome": outcomes.REJECTED, "reason": outcomes.FULL}
-                booking = Booking(
-                    activity_id=activity.id,
-                    occurrence_id=occurrence_id,
-                    commune_id=activity.commune_id,
-                    family_id=child.family_id,
-                    child_id=row.child_id,
-                    account_id=self.account_id,
-                    date=row.date,
-                    status=status,
-                    waitlist_position=position,
-                    hold_expires_at=hold,
-                    cart_validation_id=self.validation_id,
-                    child_first_name=child.first_name,
-                    created_at=self.now,
-                    updated_at=self.now,
-                )
-                self.session.add(booking)
-        except IntegrityError:
-            if self._active_booking(row) is None:  # not the unique index: a real fault
-                raise
-            # booked meanwhile by another cart (another parent of the family); place given back
-            return {"outcome": outcomes.REJECTED, "reason": outcomes.ALREADY_BOOKED}
-        if booking.status == CONFIRMED:
+        booking_id = new_id()
+        inserted = self.session.execute(
+            insert_for(self.session, Booking)
+            .values(
+                id=booking_id,
+                activity_id=activity.id,
+                occurrence_id=occurrence_id,
+                commune_id=activity.commune_id,
+                family_id=child.family_id,
+                child_id=row.child_id,
+                account_id=self.account_id,
+                date=row.date,
+                status=WAITLISTED,
+                cart_validation_id=self.validation_id,
+                child_first_name=child.first_name,
+                created_at=self.now,
+                updated_at=self.now,
+            )
+            .on_conflict_do_nothing(
+                index_elements=["activity_id", "child_id", "date"], index_where=ACTIVE_PREDICATE
+            )
+        ).rowcount
+        return booking_id if inserted == 1 else None
+
+    def _place(self, row: CartItem, occurrence_id: str, booking_id: str) -> dict[str, Any]:
+        """A place for the inserted booking, or a waiting-list number, or FULL (see capacity.place)."""
+        activity = self.rules[row.activity_id].activity
+        prepaid = activity.billing_mode == "prepaid"
+        hold = self.now + dt.timedelta(minutes=activity.hold_minutes) if prepaid else None
+        placed, position = capacity.place(
+            self.session,
+            occurrence_id,
+            booking_id,
+            activity.waiting_list,
+            PENDING_PAYMENT if prepaid else CONFIRMED,
+            hold,
+            self.now,
+        )
+        if not placed and position is None:
+            return {"outcome": outcomes.REJECTED, "reason": outcomes.FULL}
+        status = (PENDING_PAYMENT if prepaid else CONFIRMED) if placed else WAITLISTED
+        child = self.children[row.child_id]
+        booking = Booking(  # transient: the payload of its event (the row is written above)
+            id=booking_id,
+            activity_id=activity.id,
+            occurrence_id=occurrence_id,
+            commune_id=activity.commune_id,
+            family_id=child.family_id,
+            child_id=row.child_id,
+            account_id=self.account_id,
+            date=row.date,
+            status=status,
+            waitlist_position=position,
+            hold_expires_at=hold if placed else None,
+        )
+        if status == CONFIRMED:
             events.booking_event(self.session, events.BOOKING_CONFIRMED, booking)
-        elif booking.status == PENDING_PAYMENT:
+        elif status == PENDING_PAYMENT:
             events.booking_event(self.session, events.BOOKING_HELD, booking)
         else:
             events.booking_event(self.session, events.BOOKING_WAITLISTED, booking, position=position)
-        return {"outcome": booking.status, "booking_id": booking.id}
+        result: dict[str, Any] = {"outcome": status, "booking_id": booking_id}
+        if status == PENDING_PAYMENT and hold is not None:
+            result["hold_expires_at"] = hold.astimezone(dt.UTC).isoformat()
+        return result
 
     # --- cancelling --------------------------------------------------------------------------
 

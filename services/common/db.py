@@ -36,6 +36,16 @@ class UtcDateTime(TypeDecorator):
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
+def insert_for(session: Session, model: type) -> Any:
+    """INSERT for the session's dialect (PostgreSQL or SQLite), so that ON CONFLICT DO NOTHING / DO
+    UPDATE can be used the same way on both."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(model)
+
+
 def new_id() -> str:
     return str(uuid.uuid4())
 
