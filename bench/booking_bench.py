@@ -463,7 +463,7 @@ def main() -> int:
         results: dict[str, Any] = {}
         try:
             base_env = dict(stack.env)
-            for service in ("identity", "notify", "communes", "booking", "gateway"):
+            for service in ("identity", "notify", "communes", "booking", "billing", "gateway"):
                 stack.env = {
                     **base_env,
                     **({"MAX_WORKERS": str(workers[service])} if workers.get(service) else {}),

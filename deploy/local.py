@@ -26,6 +26,7 @@ def local_env() -> dict[str, str]:
         "NOTIFY_DB_URI": f"sqlite:///{VAR / 'notify.db'}",
         "COMMUNES_DB_URI": f"sqlite:///{VAR / 'communes.db'}",
         "BOOKING_DB_URI": f"sqlite:///{VAR / 'booking.db'}",
+        "BILLING_DB_URI": f"sqlite:///{VAR / 'billing.db'}",
         "MAIL_DIR": str(VAR / "mail"),
         "GATEWAY_PORT": port,
         "WEB_SERVER_ADDRESS": f"{os.environ.get('GATEWAY_HOST', '127.0.0.1')}:{port}",
@@ -48,6 +49,7 @@ def run_migrations(env: dict[str, str]) -> None:
     migrate.upgrade("notify", env["NOTIFY_DB_URI"])
     migrate.upgrade("communes", env["COMMUNES_DB_URI"])
     migrate.upgrade("booking", env["BOOKING_DB_URI"])
+    migrate.upgrade("billing", env["BILLING_DB_URI"])
 
 
 def main(argv: list[str]) -> int:

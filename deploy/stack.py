@@ -21,9 +21,10 @@ SERVICES = {
     "notify": ("services/notify/config.yml", "services.notify.service:NotifyService"),
     "communes": ("services/communes/config.yml", "services.communes.service:CommunesService"),
     "booking": ("services/booking/config.yml", "services.booking.service:BookingService"),
+    "billing": ("services/billing/config.yml", "services.billing.service:BillingService"),
     "gateway": ("gateway/config.yml", "gateway.service:GatewayService"),
 }
-BACKEND_ORDER = ("identity", "notify", "communes", "booking")
+BACKEND_ORDER = ("identity", "notify", "communes", "booking", "billing")
 
 
 def nameko_command(service: str) -> list[str]:

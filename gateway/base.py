@@ -31,6 +31,7 @@ class GatewayBase:
     notify = ServiceRpc("notify")
     communes = ServiceRpc("communes")
     booking = ServiceRpc("booking")
+    billing = ServiceRpc("billing")
     authenticator = Authenticator()
     attach_caller = ContextWriter()
     membership_cache = MembershipCache()

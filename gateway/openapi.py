@@ -151,8 +151,8 @@ def document(server_url: str) -> dict[str, Any]:
         "info": {
             "title": "Portail Famille API",
             "version": "1.0.0",
-            "description": "API of the family portal: accounts, single sign-on, and (later) "
-            "communes, bookings, payments and invoices. Errors are "
+            "description": "API of the family portal: accounts, single sign-on, communes, bookings, "
+            "payments and family accounts (later: invoices). Errors are "
             '`{"error": CODE, "message": ...}`.',
             "license": {"name": "AGPL-3.0-or-later", "identifier": "AGPL-3.0-or-later"},
         },

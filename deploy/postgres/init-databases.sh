@@ -28,7 +28,7 @@ SQL
 
 # Every service that has a database (DB_URIS in its config.yml). Keep in sync with
 # docker-compose.yml; tests/unit/test_deploy_consistency.py checks it.
-SERVICE_DATABASES="identity notify communes booking"
+SERVICE_DATABASES="identity notify communes booking billing"
 
 for service in ${SERVICE_DATABASES}; do
     create_service_database "${service}"

@@ -3,10 +3,12 @@ The booking service decides who may see or book what; the gateway authenticates 
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from werkzeug.wrappers import Request, Response
 
+from gateway import cart_billing
 from gateway.errors import json_response
 from gateway.openapi import route
 from gateway.routes.communes import AGENT, AGENT_ERRORS, checked_id
@@ -21,11 +23,13 @@ from gateway.schemas import (
     load_query,
     plain,
 )
-from services.common.errors import ValidationFailed
+from services.common.errors import ServiceError, ValidationFailed
 
 ACTIVITY = AGENT + "/activities/<activity_id>"
 NOT_VISIBLE = {404: "NOT_FOUND (a child, activity or commune the caller may not see)"}
 MAX_IDEMPOTENCY_KEY = 200
+
+log = logging.getLogger(__name__)
 
 
 def idempotency_key(request: Request) -> str:
@@ -156,14 +160,23 @@ class BookingRoutes:
     @route(
         "GET",
         "/api/v1/cart",
-        summary="The cart, each item with its current state",
+        summary="The cart, each item with its current state and price (prices null and "
+        "prices_unavailable true if billing does not answer)",
         tag="cart",
         auth=True,
         responses={200: "Cart", 401: "UNAUTHENTICATED"},
     )
     def get_cart(self, request: Request) -> Response:
         self.authenticate(request)
-        return json_response(200, self.booking.get_cart())
+        cart = self.booking.get_cart()
+        if not cart.get("items"):
+            return json_response(200, cart_billing.empty_cart_prices(cart))
+        try:
+            quote = self.billing.quote(cart["items"])
+        except ServiceError as exc:  # prices are a courtesy: the cart itself is booking's
+            log.warning("cart shown without prices: billing answered %s", exc.code)
+            return json_response(200, cart_billing.unpriced_cart(cart))
+        return json_response(200, cart_billing.priced_cart(cart, quote))
 
     @route(
         "POST",
@@ -223,8 +236,9 @@ class BookingRoutes:
     @route(
         "POST",
         "/api/v1/cart/validate",
-        summary="Validate the cart: one outcome per day (send an Idempotency-Key header: a replay "
-        "returns the first answer and books nothing twice)",
+        summary="Validate the cart: one outcome per day, and the payment of the days held for payment "
+        "(send an Idempotency-Key header: a replay returns the first answer, books nothing twice, and "
+        "retries the payment after a payment_error)",
         tag="cart",
         auth=True,
         responses={200: "Results", 409: "CART_EMPTY", 422: "IDEMPOTENCY_KEY_REUSED (another cart)"},
@@ -232,4 +246,18 @@ class BookingRoutes:
     def validate_cart(self, request: Request) -> Response:
         key = idempotency_key(request)
         self.authenticate(request)
-        return json_response(200, self.booking.validate_cart(key))
+        validation = self.booking.validate_cart(key)
+        holds = cart_billing.holds(validation.get("results") or [])
+        if not holds:
+            return json_response(200, cart_billing.with_payments(validation, []))
+        # the places are held whatever billing answers: never a 5xx here, the client replays the key
+        try:
+            payments = self.billing.create_payment(key, holds)["payments"]
+        except ServiceError as exc:
+            log.warning("validation without payment: billing answered %s", exc.code)
+            code = exc.code if exc.status < 500 else cart_billing.BILLING_UNAVAILABLE
+            return json_response(200, cart_billing.with_payment_error(validation, code))
+        except Exception:  # noqa: BLE001 - an unexpected billing fault must not hide held places
+            log.exception("validation without payment: unexpected billing error")
+            return json_response(200, cart_billing.with_payment_error(validation))
+        return json_response(200, cart_billing.with_payments(validation, payments))

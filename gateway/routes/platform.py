@@ -10,6 +10,7 @@ from gateway.openapi import document, route
 from services.common.rpc import DeadlineProxy
 
 READY_TIMEOUT = 2.0
+BACKENDS = "identity,notify,communes,booking,billing"  # when READY_SERVICES is not configured
 
 
 class PlatformRoutes:
@@ -25,11 +26,7 @@ class PlatformRoutes:
         responses={200: "Ready", 503: "Not ready (per-service detail)"},
     )
     def ready(self, request: Request) -> Response:
-        services = [
-            s.strip()
-            for s in str(self.setting("READY_SERVICES", "identity,notify,communes,booking")).split(",")
-            if s
-        ]
+        services = [s.strip() for s in str(self.setting("READY_SERVICES", BACKENDS)).split(",") if s]
         pool = eventlet.GreenPool()
         results = dict(zip(services, pool.imap(self._check_service, services), strict=True))
         ok = all(status == "ok" for status in results.values())

@@ -14,6 +14,7 @@ account_id (who booked), status, hold_expires_at (prepaid holds, else null)}:
   list) or by an agent (+ by_agent: true). Billing credits or refunds these by the activity's rule.
   An approved request gives cancellation_decided instead (never both for one cancellation).
 - booking_confirmed by an agent on behalf of a family: + by_agent: true
+- booking_confirmed by a payment (billing's payment_succeeded): + paid: true, payment_id
 - cancellation_requested: + request_id; an agent must decide (the place stays taken until then)
 - cancellation_decided: {request_id, booking_id, child_id, activity_id, date, commune_id, family_id,
   account_id (the parent who asked), decision ("approved" | "rejected"), reason (the agent's, or
@@ -23,6 +24,10 @@ account_id (who booked), status, hold_expires_at (prepaid holds, else null)}:
 - booking_changed_by_agent: {commune_id, family_id, child_id, child_first_name, activity_name,
   activity_id, account_id (the agent), lines: [{date, action, outcome, reason}]}: one per on-behalf
   request, for the family's email (notify asks communes for the contact address)
+Payments (answers to billing's payment_succeeded, payments.py):
+- payment_applied: {payment_id, confirmed: [booking_id, ...], lost: [booking_id, ...]}: every booking
+  id of the payment once, in its order; confirmed (now or before) or lost (no place left for a hold
+  that expired, cancelled, unknown). Billing refunds the lost ones.
 Cart:
 - cart_validated: {account_id, idempotency_key, results (as validate_cart returns them), lines:
   [{child_first_name, activity_name, date, action, outcome, reason}]}: one summary email per
@@ -49,6 +54,7 @@ CART_VALIDATED = "cart_validated"
 CANCELLATION_DECIDED = "cancellation_decided"
 ATTENDANCE_MARKED = "attendance_marked"
 BOOKING_CHANGED_BY_AGENT = "booking_changed_by_agent"
+PAYMENT_APPLIED = "payment_applied"
 
 
 def booking_payload(booking: Booking) -> dict[str, Any]:

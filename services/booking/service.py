@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nameko.events import event_handler
 from nameko.rpc import rpc
 
 from services.booking import (
@@ -20,6 +21,7 @@ from services.booking import (
     fields,
     holds,
     on_behalf,
+    payments,
     roster,
     validation,
 )
@@ -239,6 +241,13 @@ class BookingService:
             raise errors.NotFound()
         with self.db.transaction() as session:
             return feeds.render(session, feed, child.first_name, clock.now())
+
+    # --- billing's events ----------------------------------------------------------------------
+
+    @event_handler("billing", "payment_succeeded", requeue_on_error=True)
+    def on_payment_succeeded(self, payload: dict[str, Any]) -> None:
+        """Paid holds become confirmed bookings (or lost); `payment_applied` answers billing."""
+        payments.on_payment_succeeded(self.db, payload, clock.now())
 
     # --- housekeeping ---------------------------------------------------------------------------
 

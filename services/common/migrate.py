@@ -12,7 +12,7 @@ from alembic.config import Config as AlembicConfig
 from services.common.config import REPO_ROOT, service_config
 from services.common.db import db_uri
 
-SERVICES_WITH_DB = ("identity", "notify", "communes", "booking")
+SERVICES_WITH_DB = ("identity", "notify", "communes", "booking", "billing")
 
 
 def alembic_config(service: str, uri: str) -> AlembicConfig:

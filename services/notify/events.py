@@ -28,6 +28,16 @@ communes' `family_contact(family_id)` when it handles the event; checks in booki
   child_first_name, activity_name} -> to the account
 - booking_changed_by_agent: {event_id, commune_id, family_id, child_id, child_first_name,
   activity_name, lines: [{date, action, outcome, reason}]} -> to the family's contact address
+Consumed from "billing" (to the account that paid: identity's `contact(account_id)`; checks in
+billing.py; amounts in integer cents):
+- payment_succeeded: {event_id, payment_id, commune_id, family_id, account_id, amount_cents,
+  total_cents, booking_ids} -> a receipt (amount, credit used, number of days, payment id)
+- payment_failed: {event_id, payment_id, commune_id, family_id, account_id, booking_ids, expires_at
+  (optional: the holds' expiry; the email says until when the days stay held, and is not sent after)}
+- refund_issued: {event_id, refund_id, payment_id, commune_id, family_id, account_id, amount_cents,
+  reason (cancellation|place_lost|agent), booking_ids} -> the amount and why
+- credit_granted: {event_id, commune_id, family_id, account_id, amount_cents, booking_id} -> the
+  credit (avoir) on the family's account
 Outcomes: confirmed, waitlisted, pending_payment, requested, cancelled, rejected; reasons (or null):
 FULL, DEADLINE_PASSED, CLOSED, NOT_ELIGIBLE, ALREADY_BOOKED, NOT_BOOKED, CANCELLATION_NOT_ALLOWED,
 NOT_SCHEDULED.
@@ -50,3 +60,9 @@ CART_VALIDATED = "cart_validated"
 BOOKING_PROMOTED = "booking_promoted"
 CANCELLATION_DECIDED = "cancellation_decided"
 BOOKING_CHANGED_BY_AGENT = "booking_changed_by_agent"
+
+BILLING = "billing"
+PAYMENT_SUCCEEDED = "payment_succeeded"
+PAYMENT_FAILED = "payment_failed"
+REFUND_ISSUED = "refund_issued"
+CREDIT_GRANTED = "credit_granted"

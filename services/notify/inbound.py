@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from services.common.db import WorkerDb, new_id
 from services.common.errors import ServiceError, ServiceTimeout, ServiceUnavailable, ValidationFailed
-from services.notify import booking, delivery
+from services.notify import billing, booking, delivery
 from services.notify.rendering import DEFAULT_LOCALE, pick_locale
 from services.notify.settings import NotifySettings
 
@@ -80,18 +80,25 @@ def _address(found: Any) -> Address:
         raise delivery.InvalidPayload("recipient has no valid email") from None
 
 
+def notice_of(event_type: str, payload: Any, portal_url: str) -> booking.Notice:
+    """The email a booking or billing event asks for (event names are distinct), or InvalidPayload."""
+    if event_type in billing.KIND_OF_BILLING_EVENT:
+        return billing.notice_from_event(event_type, payload, portal_url)
+    return booking.notice_from_event(event_type, payload, portal_url)
+
+
 def handle_booking_event(
     db: WorkerDb, settings: NotifySettings, identity: Any, communes: Any, event_type: str, payload: Any
 ) -> str | None:
-    """Queue the email a booking event asks for, to the address identity (an account) or communes (a
-    family) gives now; the id of the new message, None if there is none.
+    """Queue the email a booking (or billing) event asks for, to the address identity (an account) or
+    communes (a family) gives now; the id of the new message, None if there is none.
 
     Dropped with a log line (ids only): an event that can never become an email, a recipient that
     does not exist (or whose address is unusable), a refusal by identity or communes. Anything else
     (identity, communes or the database down or slow) pauses briefly, then raises so that the broker
     redelivers: the email is not lost."""
     try:
-        notice = booking.notice_from_event(event_type, payload, settings.portal_url)
+        notice = notice_of(event_type, payload, settings.portal_url)
     except delivery.InvalidPayload as exc:
         log.error("dropped event %s (%s): %s", _event_id_of(payload), event_type, exc)
         return None

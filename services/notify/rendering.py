@@ -109,6 +109,16 @@ def long_date(day: dt.date, lang: str) -> str:
     return f"{_FR_DAYS[day.weekday()]} {number} {_FR_MONTHS[day.month - 1]} {day.year}"
 
 
+def euros(cents: int, lang: str) -> str:
+    """An amount in integer cents as parents read it: `1 234,50 €` (narrow no-break space between
+    thousands, no-break space before the sign, as French typography has it) / `€1,234.50`."""
+    sign = "-" if cents < 0 else ""
+    units, rest = divmod(abs(int(cents)), 100)
+    if lang == "en":
+        return f"{sign}€{units:,}.{rest:02d}"
+    return f"{sign}{units:,}".replace(",", "\u202f") + f",{rest:02d}\u00a0€"
+
+
 def outcome_label(outcome: str, reason: str | None, lang: str) -> str:
     """`confirmé`, `refusé : complet` / `refused: full` (a reason is given for refusals only)."""
     label = OUTCOME_LABELS[lang][outcome]
@@ -137,6 +147,7 @@ def environment() -> Environment:
     )
     env.filters["local_datetime"] = local_datetime
     env.filters["long_date"] = long_date
+    env.filters["euros"] = euros
     env.globals["outcome_label"] = outcome_label
     env.globals["action_label"] = action_label
     return env

@@ -30,7 +30,7 @@ class NotifyService:
     outbox = OutboxRelay(OutboxEvent)
     sender: MailSender = MailSender()
     caller: Caller = CallerProvider()
-    identity = ServiceRpc("identity")  # booking emails: an account's address and language
+    identity = ServiceRpc("identity")  # booking and billing emails: an account's address and language
     communes = ServiceRpc("communes")  # booking emails: a family's contact address
 
     config = Config()
@@ -76,6 +76,24 @@ class NotifyService:
     @event_handler(events.BOOKING, events.BOOKING_CHANGED_BY_AGENT, requeue_on_error=True)
     def on_booking_changed_by_agent(self, payload: dict[str, Any]) -> None:
         self._booking_event(events.BOOKING_CHANGED_BY_AGENT, payload)
+
+    # billing's events: emails to the account that paid (its address asked of identity now)
+
+    @event_handler(events.BILLING, events.PAYMENT_SUCCEEDED, requeue_on_error=True)
+    def on_payment_succeeded(self, payload: dict[str, Any]) -> None:
+        self._booking_event(events.PAYMENT_SUCCEEDED, payload)
+
+    @event_handler(events.BILLING, events.PAYMENT_FAILED, requeue_on_error=True)
+    def on_payment_failed(self, payload: dict[str, Any]) -> None:
+        self._booking_event(events.PAYMENT_FAILED, payload)
+
+    @event_handler(events.BILLING, events.REFUND_ISSUED, requeue_on_error=True)
+    def on_refund_issued(self, payload: dict[str, Any]) -> None:
+        self._booking_event(events.REFUND_ISSUED, payload)
+
+    @event_handler(events.BILLING, events.CREDIT_GRANTED, requeue_on_error=True)
+    def on_credit_granted(self, payload: dict[str, Any]) -> None:
+        self._booking_event(events.CREDIT_GRANTED, payload)
 
     def _booking_event(self, event_type: str, payload: dict[str, Any]) -> None:
         inbound.handle_booking_event(

@@ -129,17 +129,21 @@ def platform_env(pg_databases, rabbit_vhosts, tmp_path_factory):
     notify_uri = pg_databases.create("e2e_notify")
     communes_uri = pg_databases.create("e2e_communes")
     booking_uri = pg_databases.create("e2e_booking")
+    billing_uri = pg_databases.create("e2e_billing")
     upgrade("identity", identity_uri)
     upgrade("notify", notify_uri)
     upgrade("communes", communes_uri)
     upgrade("booking", booking_uri)
+    upgrade("billing", billing_uri)
     port = free_port()
+    site_port = free_port()  # the invoices site (invoices_site/), a client of the OIDC provider
     return {
         "AMQP_URI": rabbit_vhosts.amqp_uri("e2e"),
         "IDENTITY_DB_URI": identity_uri,
         "NOTIFY_DB_URI": notify_uri,
         "COMMUNES_DB_URI": communes_uri,
         "BOOKING_DB_URI": booking_uri,
+        "BILLING_DB_URI": billing_uri,
         "MAIL_DIR": str(mail_dir),
         "GATEWAY_PORT": str(port),
         "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
@@ -148,7 +152,11 @@ def platform_env(pg_databases, rabbit_vhosts, tmp_path_factory):
         "RPC_TIMEOUT_SECONDS": "5",
         "OUTBOX_POLL_SECONDS": "0.5",
         "NOTIFY_POLL_SECONDS": "0.5",
-        "OIDC_INVOICES_REDIRECT_URIS": "http://localhost:8001/auth/callback",
+        "OIDC_INVOICES_REDIRECT_URIS": f"http://localhost:8001/auth/callback,http://localhost:{site_port}/auth/callback",
+        "OIDC_INVOICES_POST_LOGOUT_URIS": f"http://localhost:8001/,http://localhost:{site_port}/",
+        "INVOICES_WEB_ADDRESS": f"127.0.0.1:{site_port}",
+        "INVOICES_PUBLIC_URL": f"http://localhost:{site_port}",
+        "GATEWAY_URL": f"http://127.0.0.1:{port}",
         "LOG_LEVEL": "INFO",
     }
 

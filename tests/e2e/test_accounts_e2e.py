@@ -195,7 +195,13 @@ def test_openapi_health_ready(platform):
     assert client.get("/health").json() == {"status": "ok"}
     ready = client.get("/ready")
     assert ready.status_code == 200
-    assert ready.json()["services"] == {"identity": "ok", "notify": "ok", "communes": "ok", "booking": "ok"}
+    assert ready.json()["services"] == {
+        "identity": "ok",
+        "notify": "ok",
+        "communes": "ok",
+        "booking": "ok",
+        "billing": "ok",
+    }
 
 
 def test_emailed_links_open_pages_that_do_not_spend_tokens_on_get(platform):

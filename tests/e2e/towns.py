@@ -1,5 +1,6 @@
 """Helpers shared by the e2e modules: a commune with its agent, a parent, INSEE codes."""
 
+import datetime as dt
 import itertools
 import re
 
@@ -68,3 +69,55 @@ def parent(platform):
     client = platform.client()
     address, password = platform.registered_account(client)
     return client, address, platform.login(client, address, password)["access_token"]
+
+
+# --- billing (issue 5): prepaid activities, tariffs, a linked parent ----------------------------
+
+WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday"]
+DEADLINE = {"days_before": 1, "at": "10:00"}
+
+
+def next_monday(weeks_ahead=2):
+    """A Monday at least a week ahead: booking and cancellation deadlines are never near."""
+    today = dt.date.today()
+    return today + dt.timedelta(days=7 * weeks_ahead - today.weekday())
+
+
+def prepaid_activity(town, **fields):
+    """A prepaid activity (places held until paid), Monday to Friday for four weeks."""
+    start = next_monday()
+    body = {
+        "name": "Centre de loisirs",
+        "kind": "holiday_camp",
+        "billing_mode": "prepaid",
+        "capacity": 10,
+        "weekdays": WEEKDAYS,
+        "start_date": start.isoformat(),
+        "end_date": (start + dt.timedelta(days=27)).isoformat(),
+        "booking_deadline": DEADLINE,
+        "cancellation_deadline": DEADLINE,
+        "hold_minutes": 30,
+        **fields,
+    }
+    response = town.agent_client.post(town.path("/activities"), token=town.agent, json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def set_tariff(town, activity_id, tariff):
+    response = town.agent_client.request(
+        "PUT", town.path(f"/activities/{activity_id}/tariff"), token=town.agent, json=tariff
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def linked_family(platform, town, names, quotient=None):
+    """A family (with this quotient) and its children, and a parent account linked to it by an
+    adhesion code; returns (client, token, family, children)."""
+    family = town.family(f"F-{platform.new_email()[:12]}", platform.new_email("famille"), quotient=quotient)
+    children = [town.child(family["id"], name) for name in names]
+    client, _, token = parent(platform)
+    joined = client.post("/api/v1/adhesions", token=token, json={"code": town.code(family["id"])["code"]})
+    assert joined.status_code == 201, joined.text
+    return client, token, family, children

@@ -174,3 +174,50 @@ def communes_for_booking_config(communes_config, booking_amqp_uri):
 def identity_for_booking_config(identity_config, booking_amqp_uri):
     """identity on booking's vhost (communes grants agents through it)."""
     return {**identity_config, "AMQP_URI": booking_amqp_uri}
+
+
+# ---------------------------------------------------------------- billing
+
+
+@pytest.fixture(scope="session")
+def billing_db_uri(pg_databases):
+    uri = pg_databases.create("billing")
+    upgrade("billing", uri)
+    return uri
+
+
+@pytest.fixture(scope="session")
+def billing_amqp_uri(rabbit_vhosts):
+    """billing's own vhost: its tests run communes and booking there too (children, quotients,
+    activities) and dispatch booking's events to it."""
+    return rabbit_vhosts.amqp_uri("billing")
+
+
+@pytest.fixture
+def billing_config(billing_amqp_uri, billing_db_uri):
+    return {
+        "AMQP_URI": billing_amqp_uri,
+        "DB_URIS": {"billing": billing_db_uri},
+        "PUBLIC_URL": "http://portal.test",
+        "PAYMENT_PROVIDER": "demo",
+        "PAYMENT_SECRETS_KEY": "integration-test-payment-secrets-key",
+        "OUTBOX_POLL_SECONDS": 0.2,
+        "RPC_TIMEOUT_SECONDS": 10,
+        "REFUND_RETRY_SECONDS": 0.5,
+        "max_workers": 10,
+    }
+
+
+@pytest.fixture
+def communes_for_billing_config(communes_config, billing_amqp_uri):
+    return {**communes_config, "AMQP_URI": billing_amqp_uri}
+
+
+@pytest.fixture
+def identity_for_billing_config(identity_config, billing_amqp_uri):
+    return {**identity_config, "AMQP_URI": billing_amqp_uri}
+
+
+@pytest.fixture
+def booking_for_billing_config(booking_config, billing_amqp_uri):
+    return {**booking_config, "AMQP_URI": billing_amqp_uri}

@@ -6,7 +6,7 @@ from jinja2 import UndefinedError
 from markupsafe import escape
 
 from services.identity import events as identity_events
-from services.notify import booking, delivery, events
+from services.notify import billing, booking, delivery, events
 from services.notify.rendering import (
     LOCALES,
     TEMPLATES_DIR,
@@ -32,6 +32,10 @@ KINDS = [
     booking.PLACE_FREED,
     booking.CANCELLATION_DECISION,
     booking.AGENT_BOOKING_CHANGE,
+    billing.PAYMENT_RECEIPT,
+    billing.REFUND,
+    billing.CREDIT,
+    billing.PAYMENT_FAILED,
 ]
 DAY = dt.date(2026, 12, 7)
 LINES = [{"date": DAY, "action": "book", "outcome": "confirmed", "reason": None}]
@@ -68,6 +72,14 @@ def context_for(kind, commune_name="Saint-Étienne"):
         return {**names, "decision": "approved", "reason": None, "billing_mode": "postpaid"}
     if kind == booking.AGENT_BOOKING_CHANGE:
         return {"child_first_name": "Léa", "activity_name": "Cantine", "lines": LINES, "family_name": None}
+    if kind == billing.PAYMENT_RECEIPT:
+        return {"payment_id": "p-1", "amount_cents": 1250, "total_cents": 1450, "credit_used_cents": 200, "days": 3, "portal_url": PORTAL}
+    if kind == billing.REFUND:
+        return {"payment_id": "p-1", "amount_cents": 450, "reason": "place_lost", "days": 1, "portal_url": PORTAL}
+    if kind == billing.CREDIT:
+        return {"amount_cents": 450, "portal_url": PORTAL}
+    if kind == billing.PAYMENT_FAILED:
+        return {"payment_id": "p-1", "days": 2, "expires_at": EXPIRES, "portal_url": PORTAL}
     return {}
 
 
