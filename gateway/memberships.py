@@ -5,38 +5,18 @@ the redemption; other changes (a renamed family) show within MEMBERSHIP_CACHE_SE
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from nameko.events import BROADCAST, event_handler
-from nameko.extensions import DependencyProvider
 
-MAX_ENTRIES = 50_000
+from services.common.ttl_cache import TtlCache
 
 
-class MembershipCache(DependencyProvider):
-    def setup(self) -> None:
-        self.ttl = float(self.container.config.get("MEMBERSHIP_CACHE_SECONDS", 30) or 0)
-        self.entries: dict[str, tuple[float, Any]] = {}
+class MembershipCache(TtlCache):
+    """account id -> its memberships, for MEMBERSHIP_CACHE_SECONDS."""
 
-    def get_dependency(self, worker_ctx: Any) -> MembershipCache:
-        return self
-
-    def get(self, account_id: str) -> Any | None:
-        entry = self.entries.get(account_id)
-        if entry is None or entry[0] < time.monotonic():
-            return None
-        return entry[1]
-
-    def put(self, account_id: str, memberships: Any) -> None:
-        if self.ttl <= 0:
-            return
-        if len(self.entries) >= MAX_ENTRIES:
-            self.entries.clear()  # crude but bounded: memory stays small under any load
-        self.entries[account_id] = (time.monotonic() + self.ttl, memberships)
-
-    def drop(self, account_id: str) -> None:
-        self.entries.pop(account_id, None)
+    def __init__(self) -> None:
+        super().__init__("MEMBERSHIP_CACHE_SECONDS", 30)
 
 
 class MembershipEvents:

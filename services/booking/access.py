@@ -59,22 +59,39 @@ def child_info(child_id: str, answer: Any) -> ChildInfo | None:
     )
 
 
-def child(communes: Any, caller: Caller, child_id: Any) -> ChildInfo:
+def _checked(communes: Any, cache: Any, caller: Caller, account_id: str, child_id: str) -> ChildInfo | None:
+    """communes' answer for this caller and child; allowed answers are kept in `cache` (a TtlCache,
+    CHILD_ACCESS_CACHE_SECONDS) so that a parent's calendar and cart do not ask communes on every
+    request. Refusals are never cached: a new link works at once. Access is never withdrawn in
+    communes (no unlinking); a child's class or birth date edited by an agent shows within the TTL."""
+    key = (account_id, tuple(caller.roles), child_id)
+    cached = cache.get(key) if cache is not None else None
+    if cached is not None:
+        return cached
+    info = child_info(child_id, communes.check_child_access(account_id, child_id))
+    if info is not None and cache is not None:
+        cache.put(key, info)
+    return info
+
+
+def child(communes: Any, caller: Caller, child_id: Any, cache: Any = None) -> ChildInfo:
     """The child, if the caller may act for it (NotFound otherwise)."""
     account_id = require_account(caller)
     if not isinstance(child_id, str) or not 0 < len(child_id) <= 64:
         raise NotFound()
-    info = child_info(child_id, communes.check_child_access(account_id, child_id))
+    info = _checked(communes, cache, caller, account_id, child_id)
     if info is None:
         raise NotFound()
     return info
 
 
-def children(communes: Any, caller: Caller, child_ids: Iterable[str]) -> dict[str, ChildInfo | None]:
+def children(
+    communes: Any, caller: Caller, child_ids: Iterable[str], cache: Any = None
+) -> dict[str, ChildInfo | None]:
     """Each child's info, or None where the caller lost access (e.g. unlinked since)."""
     account_id = require_account(caller)
     return {
-        child_id: child_info(child_id, communes.check_child_access(account_id, child_id))
+        child_id: _checked(communes, cache, caller, account_id, child_id)
         for child_id in sorted(set(child_ids))
     }
 

@@ -93,6 +93,8 @@ def mark(
             "family_id": booking.family_id,
             "status": status,
             "marked_by": caller.account_id,
+            "billing_mode": activity.billing_mode,
+            "activity_name": activity.name,
         },
     )
     audit.record(
@@ -118,19 +120,3 @@ def view(row: Attendance) -> dict[str, Any]:
         "marked_at": row.marked_at.isoformat(),
         "marked_by": row.marked_by,
     }
-
-
-def by_day(
-    session: Session, child_id: str, activity_ids: list[str], first: dt.date, last: dt.date
-) -> dict[tuple[str, dt.date], str]:
-    """(activity_id, date) -> status of the child's attendance in [first, last]."""
-    if not activity_ids:
-        return {}
-    rows = session.execute(
-        select(Attendance.activity_id, Attendance.date, Attendance.status).where(
-            Attendance.child_id == child_id,
-            Attendance.activity_id.in_(activity_ids),
-            Attendance.date.between(first, last),
-        )
-    ).all()
-    return {(r.activity_id, r.date): r.status for r in rows}

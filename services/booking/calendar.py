@@ -8,26 +8,35 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from services.booking import attendance, capacity, days, views
+from services.booking import capacity, days, views
 from services.booking.access import ChildInfo
 from services.booking.day_state import BOOKING_STATUSES, day_state
-from services.booking.models import ACTIVE_STATUSES, CANCELLED, Activity, Booking
+from services.booking.models import ACTIVE_STATUSES, CANCELLED, Activity, Attendance, Booking
 
 Key = tuple[str, dt.date]
 
 
-def child_bookings_by_day(
+def child_days(
     session: Session, child_id: str, activity_ids: list[str], first: dt.date, last: dt.date
-) -> dict[Key, Booking]:
-    """Per (activity, day): the child's active booking, else its latest cancelled one (released
-    holds are history the calendar does not show)."""
+) -> tuple[dict[Key, Any], dict[Key, str]]:
+    """Per (activity, day), in one query: the child's active booking (id, status), else its latest
+    cancelled one (released holds are history the calendar does not show); and the attendance marked
+    for the child that day. Rows, not ORM objects: calendars are read often."""
     if not activity_ids:
-        return {}
-    rows = session.scalars(
-        select(Booking)
+        return {}, {}
+    rows = session.execute(
+        select(Booking.id, Booking.activity_id, Booking.date, Booking.status, Attendance.status.label("mark"))
+        .outerjoin(
+            Attendance,
+            and_(
+                Attendance.activity_id == Booking.activity_id,
+                Attendance.child_id == Booking.child_id,
+                Attendance.date == Booking.date,
+            ),
+        )
         .where(
             Booking.child_id == child_id,
             Booking.activity_id.in_(activity_ids),
@@ -36,13 +45,16 @@ def child_bookings_by_day(
         )
         .order_by(Booking.created_at, Booking.id)
     ).all()
-    found: dict[Key, Booking] = {}
+    found: dict[Key, Any] = {}
+    marks: dict[Key, str] = {}
     for row in rows:
         key = (row.activity_id, row.date)
         current = found.get(key)
         if current is None or current.status not in ACTIVE_STATUSES:  # at most one is active
             found[key] = row
-    return found
+        if row.mark is not None:
+            marks[key] = row.mark
+    return found, marks
 
 
 class DayFacts:
@@ -55,14 +67,16 @@ class DayFacts:
         activities: Iterable[Activity],
         first: dt.date,
         last: dt.date,
+        rules: dict[str, days.ActivityDays] | None = None,
     ) -> None:
         self.child = child
         self.activities = {a.id: a for a in activities}
-        self.days = days.load(session, self.activities.values())
+        self.days = rules if rules is not None else days.load(session, self.activities.values())
         ids = list(self.activities)
         self.places = capacity.taken_by_day(session, ids, first, last)
-        self.bookings = child_bookings_by_day(session, child.id, ids, first, last) if child else {}
-        self.attendance = attendance.by_day(session, child.id, ids, first, last) if child else {}
+        self.bookings, self.attendance = (
+            child_days(session, child.id, ids, first, last) if child else ({}, {})
+        )
 
     def describe(self, activity_id: str, day: dt.date, now: dt.datetime) -> dict[str, Any]:
         rules = self.days[activity_id]
@@ -94,14 +108,29 @@ class DayFacts:
         }
 
 
+def commune_rules(session: Session, commune_id: str, cache: Any = None) -> list[days.ActivityDays]:
+    """The rules (activity and closures) of every activity of the commune, by name. Kept in `cache`
+    (a TtlCache, ACTIVITY_CACHE_SECONDS) for the calendars, which every parent asks often: dropped by
+    this instance when an activity or closure changes, seen by other instances within the TTL.
+    Validation never uses it (it reads and locks the current rows)."""
+    cached = cache.get(commune_id) if cache is not None else None
+    if cached is None:
+        activities = session.scalars(
+            select(Activity).where(Activity.commune_id == commune_id).order_by(Activity.name, Activity.id)
+        ).all()
+        cached = list(days.load(session, activities).values())
+        if cache is not None:
+            cache.put(commune_id, cached)
+    return cached
+
+
 def calendar(
-    session: Session, child: ChildInfo, first: dt.date, last: dt.date, now: dt.datetime
+    session: Session, child: ChildInfo, first: dt.date, last: dt.date, now: dt.datetime, cache: Any = None
 ) -> dict[str, Any]:
     """{"days": [...]} for [first, last] (checked by the caller: fields.date_range)."""
-    activities = session.scalars(
-        select(Activity).where(Activity.commune_id == child.commune_id).order_by(Activity.name, Activity.id)
-    ).all()
-    facts = DayFacts(session, child, activities, first, last)
+    rules = commune_rules(session, child.commune_id, cache)
+    activities = [r.activity for r in rules]
+    facts = DayFacts(session, child, activities, first, last, {r.activity.id: r for r in rules})
     entries = [
         facts.describe(activity.id, day, now)
         for activity in activities

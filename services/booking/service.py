@@ -34,6 +34,7 @@ from services.common.db import Database
 from services.common.health import readiness
 from services.common.messaging import OutboxRelay
 from services.common.rpc import ServiceRpc
+from services.common.ttl_cache import TtlCache
 
 EXPECTED = (errors.ServiceError,)
 
@@ -45,6 +46,8 @@ class BookingService:
     outbox = OutboxRelay(OutboxEvent)
     caller: Caller = CallerProvider()
     communes = ServiceRpc("communes")
+    child_access = TtlCache("CHILD_ACCESS_CACHE_SECONDS", 30)  # communes' allowed answers (access.py)
+    commune_rules = TtlCache("ACTIVITY_CACHE_SECONDS", 5)  # activities and closures (calendar.py)
     settings: BookingSettings = Settings()
 
     @rpc
@@ -58,7 +61,9 @@ class BookingService:
         activities.check_new(self.caller, commune_id, data)
         timezone = self.communes.get_commune(commune_id).get("timezone")  # the agent's own rights apply
         with self.db.transaction() as session:
-            return activities.create_activity(session, self.caller, commune_id, timezone, data)
+            created = activities.create_activity(session, self.caller, commune_id, timezone, data)
+        self.commune_rules.drop(commune_id)
+        return created
 
     @rpc(expected_exceptions=EXPECTED)
     def get_activity(self, commune_id: str, activity_id: str) -> dict[str, Any]:
@@ -68,7 +73,9 @@ class BookingService:
     @rpc(expected_exceptions=EXPECTED)
     def update_activity(self, commune_id: str, activity_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         with self.db.transaction() as session:
-            return activities.update_activity(session, self.caller, commune_id, activity_id, changes)
+            updated = activities.update_activity(session, self.caller, commune_id, activity_id, changes)
+        self.commune_rules.drop(commune_id)
+        return updated
 
     @rpc(expected_exceptions=EXPECTED)
     def list_activities(self, commune_id: str) -> list[dict[str, Any]]:
@@ -82,21 +89,25 @@ class BookingService:
         self, commune_id: str, activity_id: str, start: str, end: str, reason: str
     ) -> dict[str, Any]:
         with self.db.transaction() as session:
-            return activities.add_closure(session, self.caller, commune_id, activity_id, start, end, reason)
+            closure = activities.add_closure(
+                session, self.caller, commune_id, activity_id, start, end, reason
+            )
+        self.commune_rules.drop(commune_id)
+        return closure
 
     # --- a child's calendar and bookings (its parents, or agents of its commune) --------------
 
     @rpc(expected_exceptions=EXPECTED)
     def calendar(self, child_id: str, start: str, end: str) -> dict[str, Any]:
         first, last = fields.date_range(start, end, fields.MAX_CALENDAR_DAYS)
-        child = access.child(self.communes, self.caller, child_id)
-        with self.db.transaction() as session:
-            return calendar.calendar(session, child, first, last, clock.now())
+        child = access.child(self.communes, self.caller, child_id, self.child_access)
+        with self.db.reads() as session:
+            return calendar.calendar(session, child, first, last, clock.now(), self.commune_rules)
 
     @rpc(expected_exceptions=EXPECTED)
     def child_bookings(self, child_id: str, start: str, end: str) -> list[dict[str, Any]]:
         first, last = fields.date_range(start, end, fields.MAX_HISTORY_DAYS)
-        child = access.child(self.communes, self.caller, child_id)
+        child = access.child(self.communes, self.caller, child_id, self.child_access)
         with self.db.transaction() as session:
             return calendar.child_bookings(session, child, first, last)
 
@@ -107,7 +118,7 @@ class BookingService:
         account_id = access.require_account(self.caller)
         with self.db.transaction() as session:
             child_ids = cart.child_ids(session, account_id)
-        children = access.children(self.communes, self.caller, child_ids)
+        children = access.children(self.communes, self.caller, child_ids, self.child_access)
         with self.db.transaction() as session:
             return cart.view(session, account_id, children, clock.now())
 
@@ -119,7 +130,7 @@ class BookingService:
         dates: list[str] | None = None,
         period: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        child = access.child(self.communes, self.caller, child_id)
+        child = access.child(self.communes, self.caller, child_id, self.child_access)
         with self.db.transaction() as session:
             return cart.add_items(
                 session, self.caller.account_id, child, activity_id, dates, period, clock.now()
@@ -127,7 +138,7 @@ class BookingService:
 
     @rpc(expected_exceptions=EXPECTED)
     def add_cart_cancellations(self, child_id: str, activity_id: str, dates: list[str]) -> dict[str, Any]:
-        child = access.child(self.communes, self.caller, child_id)
+        child = access.child(self.communes, self.caller, child_id, self.child_access)
         with self.db.transaction() as session:
             return cart.add_cancellations(
                 session, self.caller.account_id, child, activity_id, dates, clock.now()
@@ -146,7 +157,7 @@ class BookingService:
             plan = validation.prepare(session, account_id, idempotency_key)
         if plan.response is not None:
             return plan.response
-        children = access.children(self.communes, self.caller, plan.child_ids)
+        children = access.children(self.communes, self.caller, plan.child_ids, self.child_access)
         with self.db.transaction() as session:
             return validation.validate_cart(
                 session, account_id, idempotency_key, children, clock.now(), plan.item_ids
@@ -216,13 +227,13 @@ class BookingService:
     @rpc(expected_exceptions=EXPECTED)
     def create_calendar_feed(self, child_id: str) -> dict[str, Any]:
         """A new secret token (the previous one is revoked); the gateway makes the URL."""
-        child = access.child(self.communes, self.caller, child_id)
+        child = access.child(self.communes, self.caller, child_id, self.child_access)
         with self.db.transaction() as session:
             return {"token": feeds.create(session, child, self.caller.account_id, clock.now())}
 
     @rpc(expected_exceptions=EXPECTED)
     def revoke_calendar_feed(self, child_id: str) -> None:
-        child = access.child(self.communes, self.caller, child_id)
+        child = access.child(self.communes, self.caller, child_id, self.child_access)
         with self.db.transaction() as session:
             feeds.revoke(session, child.id)
 

@@ -135,6 +135,19 @@ class WorkerDb:
             session.close()
             self._sessions.remove(session)
 
+    @contextmanager
+    def reads(self) -> Iterator[Session]:
+        """A session for reads only, in autocommit: no BEGIN and COMMIT round trips, and each
+        statement sees what is committed when it runs (not one snapshot for all). For views asked
+        very often where that is enough (a child's calendar); never for anything that writes."""
+        session = self._factory(bind=self.engine.execution_options(isolation_level="AUTOCOMMIT"))
+        self._sessions.append(session)
+        try:
+            yield session
+        finally:
+            session.close()
+            self._sessions.remove(session)
+
     @property
     def engine(self) -> Engine:
         return self._factory.kw["bind"]

@@ -1,7 +1,8 @@
 import time
 from types import SimpleNamespace
 
-from gateway.memberships import MAX_ENTRIES, MembershipCache
+from gateway.memberships import MembershipCache
+from services.common.ttl_cache import MAX_ENTRIES
 
 
 def cache(ttl):
