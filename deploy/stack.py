@@ -27,6 +27,17 @@ SERVICES = {
 BACKEND_ORDER = ("identity", "notify", "communes", "booking", "billing")
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the process that started it dies (Linux), so that a
+    test run or a launcher killed without cleaning up leaves no service holding database
+    connections and broker queues."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def nameko_command(service: str) -> list[str]:
     config, module = SERVICES[service]
     nameko = Path(sys.executable).with_name("nameko")
@@ -59,6 +70,7 @@ class Stack:
             stdout=subprocess.PIPE if self.echo else out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only sets a signal in the child
         )
         if self.echo:
             threading.Thread(target=_prefix_output, args=(service, process), daemon=True).start()
