@@ -4,11 +4,12 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+APT := $(if $(filter 0,$(shell id -u)),,sudo )apt-get
 # the same local databases as `make run` (deploy/local.py), unless the environment says otherwise
 LOCAL_IDENTITY_DB ?= $(or $(IDENTITY_DB_URI),sqlite:///$(CURDIR)/var/identity.db)
 LOCAL_COMMUNES_DB ?= $(or $(COMMUNES_DB_URI),sqlite:///$(CURDIR)/var/communes.db)
 
-.PHONY: run test unit lint format admin commune migrate bench bench-booking clean install
+.PHONY: chromium run test unit lint format admin commune migrate bench bench-booking bench-invoicing clean install
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required (Python 3.11)"; exit 1; }
@@ -40,10 +41,16 @@ commune: $(STAMP)
 	  create-commune --name '$(NAME)' --insee '$(INSEE)' $(if $(AGENT_EMAIL),--agent-email '$(AGENT_EMAIL)')
 
 ## The whole suite: unit, integration (real PostgreSQL + RabbitMQ), end-to-end over HTTP.
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m deploy.check_services
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+## Debian's chromium for the browser tests (Playwright drives it; it never downloads a browser).
+chromium:
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the browser tests"; \
+	  $(APT) update -q && DEBIAN_FRONTEND=noninteractive $(APT) install -y -q chromium; } \
+	  || { echo "chromium is required by the browser tests: apt-get install chromium"; exit 1; }
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
@@ -60,6 +67,10 @@ bench: $(STAMP)
 ## the booking benchmark: month calendar and 5-day cart beside the echo, and the 2,500-parent rush (~2 min)
 bench-booking: $(STAMP)
 	$(BIN)/python bench/booking_bench.py
+
+## the month-end invoicing benchmark: 10,000 then 20,000 families x 20 postpaid days on PostgreSQL
+bench-invoicing: $(STAMP)
+	$(BIN)/python bench/invoicing_bench.py
 
 clean:
 	rm -rf var/*.db var/mail var/log

@@ -31,6 +31,9 @@ def local_env() -> dict[str, str]:
         "GATEWAY_PORT": port,
         "WEB_SERVER_ADDRESS": f"{os.environ.get('GATEWAY_HOST', '127.0.0.1')}:{port}",
         "PUBLIC_URL": f"http://localhost:{port}",
+        # the invoices site (its own port; identity registers http://localhost:8001/auth/callback)
+        "INVOICES_WEB_ADDRESS": f"{os.environ.get('GATEWAY_HOST', '127.0.0.1')}:8001",
+        "GATEWAY_URL": f"http://127.0.0.1:{port}",
     }
     return {key: os.environ.get(key) or value for key, value in defaults.items()}
 
@@ -75,6 +78,7 @@ def main(argv: list[str]) -> int:
         stack.start(timeout=90)
         print(
             f"\nPortail Famille is running: {stack.gateway_url}  (API docs: /api/v1/openapi.json)\n"
+            "The invoices site: http://localhost:8001/\n"
             f"Emails are written to {env['MAIL_DIR']}. Ctrl-C stops everything.\n",
             flush=True,
         )

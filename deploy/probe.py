@@ -9,7 +9,8 @@ counts as alive: restarting the process would not bring the database back. No an
 stuck, broker unreachable) is a failure in both modes.
 
 `gateway` has HTTP: this module then GETs `/ready` (or `/health` with `--live`) on 127.0.0.1, port
-GATEWAY_PORT or that of WEB_SERVER_ADDRESS (8000).
+GATEWAY_PORT or that of WEB_SERVER_ADDRESS (8000); `invoices_site`: `/health` on the port of
+INVOICES_WEB_ADDRESS (8001).
 The broker URI is read from the service's config.yml, so the probe sees the same environment as the
 service. Nothing personal is printed: only the service name and the kind of failure.
 """
@@ -92,11 +93,17 @@ def probe_rpc(service: str, timeout: float, live: bool) -> tuple[bool, str]:
     return True, "ready" if answer else "ready (empty answer)"
 
 
-def probe_http(timeout: float, live: bool) -> tuple[bool, str]:
-    """GET the gateway's /health (alive) or /ready (dependencies reachable) on localhost."""
-    address = os.environ.get("WEB_SERVER_ADDRESS", "")
-    port = os.environ.get("GATEWAY_PORT") or (address.rpartition(":")[2] if ":" in address else "8000")
-    path = "/health" if live else "/ready"
+def probe_http(timeout: float, live: bool, service: str = "gateway") -> tuple[bool, str]:
+    """GET the gateway's /health (alive) or /ready (dependencies reachable) on localhost; the
+    invoices site's /health (it has no dependency of its own to check)."""
+    if service == "invoices_site":
+        address = os.environ.get("INVOICES_WEB_ADDRESS", "")
+        port = address.rpartition(":")[2] if ":" in address else "8001"
+        path = "/health"
+    else:
+        address = os.environ.get("WEB_SERVER_ADDRESS", "")
+        port = os.environ.get("GATEWAY_PORT") or (address.rpartition(":")[2] if ":" in address else "8000")
+        path = "/health" if live else "/ready"
     url = f"http://127.0.0.1:{port}{path}"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (fixed http URL)
@@ -112,8 +119,8 @@ def probe(service: str, timeout: float = DEFAULT_TIMEOUT, live: bool = False) ->
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, timeout + 2.0)
     try:
-        if service == "gateway":
-            return probe_http(timeout, live)
+        if service in ("gateway", "invoices_site"):
+            return probe_http(timeout, live, service)
         return probe_rpc(service, timeout, live)
     except ProbeTimeout:
         return False, f"gave up after {timeout + 2.0:g}s"

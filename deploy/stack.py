@@ -23,6 +23,7 @@ SERVICES = {
     "booking": ("services/booking/config.yml", "services.booking.service:BookingService"),
     "billing": ("services/billing/config.yml", "services.billing.service:BillingService"),
     "gateway": ("gateway/config.yml", "gateway.service:GatewayService"),
+    "invoices_site": ("invoices_site/config.yml", "invoices_site.service:InvoicesSite"),
 }
 BACKEND_ORDER = ("identity", "notify", "communes", "booking", "billing")
 
@@ -52,7 +53,9 @@ class Stack:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.gateway_url = "http://127.0.0.1:" + self.env.get("GATEWAY_PORT", "8000")
 
-    def start(self, services: Iterable[str] = (*BACKEND_ORDER, "gateway"), timeout: float = 60) -> None:
+    def start(
+        self, services: Iterable[str] = (*BACKEND_ORDER, "gateway", "invoices_site"), timeout: float = 60
+    ) -> None:
         for service in services:
             self.start_service(service)
         self.wait_ready(timeout)

@@ -13,6 +13,7 @@ from gateway.schemas import _Body, length, one_of, value_range
 MAX_PRICE_CENTS = 1_000_000
 MAX_REFUND_CENTS = 100_000_000
 REFUND_RULES = ["refund", "credit", "none"]
+INVOICE_BASES = ["booked", "attended"]  # what a postpaid day counts as on the month's invoice
 PROVIDERS = ["demo", "stripe"]
 OUTCOMES = ["succeeded", "failed"]
 
@@ -33,6 +34,8 @@ class TariffBody(_Body):
         validate=length(min=1, max=20),
     )
     cancellation_refund = fields.String(load_default="refund", validate=one_of(REFUND_RULES))
+    # left out when absent (billing applies its default, "booked"), like the unused price
+    invoice_basis = fields.String(load_default=None, allow_none=True, validate=one_of(INVOICE_BASES))
 
     @validates_schema
     def _one_price(self, data: dict[str, Any], **_: Any) -> None:

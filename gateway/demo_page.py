@@ -60,6 +60,7 @@ def page_context(payment: dict[str, Any]) -> dict[str, Any]:
         "status": payment.get("status"),
         "status_text": STATUS_TEXT.get(str(payment.get("status")), str(payment.get("status"))),
         "pending": payment.get("status") == "pending",
+        "invoice_number": payment.get("invoice_number") or ("" if payment.get("invoice_id") else None),
         "days": [
             {"date": french_date(str(d.get("date"))), "price": euros(d.get("unit_price_cents") or 0)}
             for d in days

@@ -33,6 +33,14 @@ class PayloadTooLarge(ServiceError):
     default_message = "Le corps de la requête est trop volumineux."
 
 
+class DocumentUnavailable(ServiceError):
+    """A service answered a file the gateway cannot send (e.g. a PDF that is not base64)."""
+
+    code = "DOCUMENT_UNAVAILABLE"
+    status = 502
+    default_message = "Le document n'a pas pu être produit. Réessayez dans quelques instants."
+
+
 _HTTP_CODES = {
     404: ("NOT_FOUND", "Cette adresse n'existe pas."),
     405: ("METHOD_NOT_ALLOWED", "Méthode non autorisée pour cette adresse."),

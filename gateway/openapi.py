@@ -36,8 +36,11 @@ def route(
     auth: bool = False,
     hidden: bool = False,
     response_schema: dict[str, Any] | None = None,
+    query: type[Schema] | None = None,
+    produces: tuple[str, ...] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a gateway HTTP entrypoint and its OpenAPI description."""
+    """Register a gateway HTTP entrypoint and its OpenAPI description. `query`: the schema of its
+    query parameters; `produces`: the media types of a success other than JSON (files)."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         ROUTES.append(
@@ -51,6 +54,8 @@ def route(
                 "auth": auth,
                 "hidden": hidden,
                 "response_schema": response_schema,
+                "query": query,
+                "produces": produces,
                 "operation": fn.__name__,
             }
         )
@@ -90,6 +95,8 @@ def _field_schema(field: fields.Field) -> dict[str, Any]:
                 schema["minimum"] = validator.min
             if validator.max is not None:
                 schema["maximum"] = validator.max
+        if isinstance(validator, validate.Regexp):
+            schema["pattern"] = validator.regex.pattern
         if isinstance(validator, validate.Length):
             if validator.min is not None:
                 schema["minLength"] = validator.min
@@ -107,6 +114,26 @@ def schema_of(schema_cls: type[Schema]) -> dict[str, Any]:
         "properties": {name: _field_schema(field) for name, field in declared.items()},
         "required": sorted(name for name, field in declared.items() if field.required),
     }
+
+
+def query_parameters(schema_cls: type[Schema]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": field.data_key or name,
+            "in": "query",
+            "required": field.required,
+            "schema": _field_schema(field),
+        }
+        for name, field in schema_cls().fields.items()
+    ]
+
+
+def file_content(media_type: str) -> dict[str, Any]:
+    if media_type == "application/json":
+        return {"schema": {"type": "object"}}
+    if media_type == "application/pdf":
+        return {"schema": {"type": "string", "format": "binary"}}
+    return {"schema": {"type": "string"}}
 
 
 def document(server_url: str) -> dict[str, Any]:
@@ -129,6 +156,8 @@ def document(server_url: str) -> dict[str, Any]:
                 operation["parameters"] = [
                     {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params
                 ]
+            if entry["query"] is not None:
+                operation.setdefault("parameters", []).extend(query_parameters(entry["query"]))
             if entry["auth"]:
                 operation["security"] = [{"bearerAuth": []}]
             if entry["body"] is not None and method in ("POST", "PUT", "PATCH"):
@@ -142,6 +171,8 @@ def document(server_url: str) -> dict[str, Any]:
                     response["content"] = {
                         "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
                     }
+                elif entry["produces"] and status < 300 and status != 204:
+                    response["content"] = {media: file_content(media) for media in entry["produces"]}
                 elif entry["response_schema"] and status < 300 and status != 204:
                     response["content"] = {"application/json": {"schema": entry["response_schema"]}}
                 operation["responses"][str(status)] = response
@@ -152,7 +183,7 @@ def document(server_url: str) -> dict[str, Any]:
             "title": "Portail Famille API",
             "version": "1.0.0",
             "description": "API of the family portal: accounts, single sign-on, communes, bookings, "
-            "payments and family accounts (later: invoices). Errors are "
+            "payments, family accounts, invoices and the finance office's exports. Errors are "
             '`{"error": CODE, "message": ...}`.',
             "license": {"name": "AGPL-3.0-or-later", "identifier": "AGPL-3.0-or-later"},
         },

@@ -17,6 +17,7 @@ from gateway.routes.billing import BillingRoutes
 from gateway.routes.booking import BookingRoutes
 from gateway.routes.booking_agent import BookingAgentRoutes, CalendarFeedRoutes
 from gateway.routes.communes import CommuneRoutes
+from gateway.routes.invoicing import InvoicingRoutes
 from gateway.routes.oidc import OidcRoutes
 from gateway.routes.pages import PageRoutes
 from gateway.routes.payment_pages import PaymentPageRoutes
@@ -33,6 +34,7 @@ class GatewayService(
     BookingAgentRoutes,
     CalendarFeedRoutes,
     BillingRoutes,
+    InvoicingRoutes,
     PaymentPageRoutes,
     OidcRoutes,
     PageRoutes,

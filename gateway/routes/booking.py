@@ -24,6 +24,7 @@ from gateway.schemas import (
     plain,
 )
 from services.common.errors import ServiceError, ValidationFailed
+from services.common.rpc import ServiceRpc
 
 ACTIVITY = AGENT + "/activities/<activity_id>"
 NOT_VISIBLE = {404: "NOT_FOUND (a child, activity or commune the caller may not see)"}
@@ -43,7 +44,13 @@ def idempotency_key(request: Request) -> str:
     return key or f"auto-{uuid.uuid4()}"
 
 
+VALIDATION_TIMEOUT_SECONDS = 60.0
+
+
 class BookingRoutes:
+    # A cart validation is idempotent (Idempotency-Key) and waits its turn for a day's lock at an
+    # opening rush: a longer deadline than other calls, so parents get their answer, not a 504.
+    booking_validation = ServiceRpc("booking", timeout=VALIDATION_TIMEOUT_SECONDS)
     # --- agents: activities and closures --------------------------------------------------
 
     @route(
@@ -246,7 +253,7 @@ class BookingRoutes:
     def validate_cart(self, request: Request) -> Response:
         key = idempotency_key(request)
         self.authenticate(request)
-        validation = self.booking.validate_cart(key)
+        validation = self.booking_validation.validate_cart(key)
         holds = cart_billing.holds(validation.get("results") or [])
         if not holds:
             return json_response(200, cart_billing.with_payments(validation, []))

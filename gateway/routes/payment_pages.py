@@ -90,6 +90,10 @@ RESULT_TEXT = {
     "succeeded": "Paiement de test accepté. Vos réservations vont être confirmées.",
     "failed": "Paiement de test refusé. Les places restent réservées jusqu'à l'expiration du délai.",
 }
+INVOICE_RESULT_TEXT = {  # a payment of an invoice (issue 6) holds no places
+    "succeeded": "Paiement de test accepté. Votre facture est réglée.",
+    "failed": "Paiement de test refusé. Votre facture reste à payer.",
+}
 
 
 class PaymentPageRoutes:
@@ -172,5 +176,6 @@ class PaymentPageRoutes:
             if hidden_from_demo(exc):
                 return not_found_page()
             return demo_page(exc.status, error=True, message=exc.message)
-        message = RESULT_TEXT[outcome] if payment.get("status") == outcome else None
+        texts = INVOICE_RESULT_TEXT if payment.get("invoice_id") else RESULT_TEXT
+        message = texts[outcome] if payment.get("status") == outcome else None
         return demo_page(payment=page_context(payment), message=message)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from services.billing import events, payments
 from services.billing.exceptions import PaymentNotConfigured
-from services.billing.models import FAILED, PENDING, Payment
+from services.billing.models import FAILED, PENDING, Invoice, Payment
 from services.billing.payment_settings import choice
 from services.billing.providers import provider_for
 from services.billing.providers.base import (
@@ -47,11 +47,14 @@ def provider_of(session: Session, settings: BillingSettings, payment: Payment) -
     return provider_for(found.name, found.settings, settings.provider_config)
 
 
-def request_for(payment: Payment, day_count: int) -> PaymentRequest:
+def request_for(payment: Payment, day_count: int, invoice_number: str | None = None) -> PaymentRequest:
+    description = f"Portail Famille : {day_count} jour(s) réservé(s)"
+    if invoice_number is not None:
+        description = f"Portail Famille : facture {invoice_number}"
     return PaymentRequest(
         payment_id=payment.id,
         amount_cents=payment.amount_cents,
-        description=f"Portail Famille : {day_count} jour(s) réservé(s)",
+        description=description,
         idempotency_key=payment.provider_idempotency_key,
         metadata={"payment_id": payment.id, "commune_id": payment.commune_id},
     )
@@ -67,7 +70,10 @@ def ensure_created(db: WorkerDb, settings: BillingSettings, payment_id: str) -> 
             provider = provider_of(session, settings, payment)
         except PaymentNotConfigured:
             provider = None
-        request = request_for(payment, len(payments.days(session, payment.id)))
+        invoice = session.get(Invoice, payment.invoice_id) if payment.invoice_id else None
+        request = request_for(
+            payment, len(payments.days(session, payment.id)), invoice.number if invoice else None
+        )
     answer: ProviderPayment | str
     if provider is None:
         answer = UNAVAILABLE

@@ -7,27 +7,40 @@
 - refund_issued: {refund_id, payment_id, commune_id, family_id, account_id, amount_cents, reason
   ("cancellation" | "place_lost" | "agent"), booking_ids}
 - credit_granted: {commune_id, family_id, account_id, amount_cents, booking_id}
+- invoice_issued: {invoice_id, number, commune_id, family_id, month, kind ("invoice" | "credit_note"),
+  total_cents, credit_applied_cents, amount_due_cents, due_date}: one per invoice or credit note
+  of the month-end run (bulk-inserted, like any outbox row); notify emails the family
+- invoice_paid: {invoice_id, number, commune_id, family_id, account_id, payment_id, amount_cents,
+  paid_cents, total_cents, status}
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from services.billing.models import OutboxEvent, Payment, Refund
+from services.billing.models import Invoice, OutboxEvent, Payment, Refund
+from services.common import messaging
 from services.common.messaging import record_event
 
 PAYMENT_SUCCEEDED = "payment_succeeded"
 PAYMENT_FAILED = "payment_failed"
 REFUND_ISSUED = "refund_issued"
 CREDIT_GRANTED = "credit_granted"
+INVOICE_ISSUED = "invoice_issued"
+INVOICE_PAID = "invoice_paid"
 
 # what billing consumes (booking's events)
 BOOKING = "booking"
 PAYMENT_APPLIED = "payment_applied"
 BOOKING_CANCELLED = "booking_cancelled"
 CANCELLATION_DECIDED = "cancellation_decided"
+BOOKING_CONFIRMED = "booking_confirmed"
+BOOKING_RELEASED = "booking_released"
+ATTENDANCE_MARKED = "attendance_marked"
 
 
 def payment_succeeded(session: Session, payment: Payment, booking_ids: list[str]) -> str:
@@ -92,3 +105,47 @@ def credit_granted(
         "booking_id": booking_id,
     }
     return record_event(session, OutboxEvent, CREDIT_GRANTED, payload)
+
+
+def invoice_issued_payload(row: dict[str, Any]) -> dict[str, Any]:
+    """From an invoices row as the run inserts it."""
+    return {
+        "invoice_id": row["id"],
+        "number": row["number"],
+        "commune_id": row["commune_id"],
+        "family_id": row["family_id"],
+        "month": row["month"],
+        "kind": row["kind"],
+        "total_cents": row["total_cents"],
+        "credit_applied_cents": row["credit_applied_cents"],
+        "amount_due_cents": row["total_cents"] - row["paid_cents"] if row["kind"] == "invoice" else 0,
+        "due_date": row["due_date"].isoformat(),
+    }
+
+
+def record_many(
+    session: Session, event_type: str, payloads: Iterable[dict[str, Any]], now: dt.datetime
+) -> int:
+    """Many events of one type in one INSERT (the month-end run: one per invoice), in the caller's
+    transaction; the relay is woken after commit as for record_event."""
+    return messaging.record_events(session, OutboxEvent, event_type, payloads, now)
+
+
+def invoice_paid(session: Session, invoice: Invoice, payment: Payment) -> str:
+    return record_event(
+        session,
+        OutboxEvent,
+        INVOICE_PAID,
+        {
+            "invoice_id": invoice.id,
+            "number": invoice.number,
+            "commune_id": invoice.commune_id,
+            "family_id": invoice.family_id,
+            "account_id": payment.account_id,
+            "payment_id": payment.id,
+            "amount_cents": payment.amount_cents,
+            "paid_cents": invoice.paid_cents,
+            "total_cents": invoice.total_cents,
+            "status": invoice.status,
+        },
+    )

@@ -29,3 +29,13 @@ class InvalidSignatureError(ServiceError):
     code = "INVALID_SIGNATURE"
     status = 400
     default_message = "Signature de la notification invalide."
+
+
+class InvoiceAlreadyPaid(Conflict):
+    code = "INVOICE_ALREADY_PAID"
+    default_message = "Cette facture est déjà payée."
+
+
+class InvoiceNotPayable(Conflict):
+    code = "INVOICE_NOT_PAYABLE"
+    default_message = "Un avoir ne se paie pas : il est porté au crédit du compte famille."

@@ -26,6 +26,7 @@ def append(
     payment_id: str | None = None,
     booking_id: str | None = None,
     refund_id: str | None = None,
+    invoice_id: str | None = None,
 ) -> LedgerEntry:
     entry = LedgerEntry(
         commune_id=commune_id,
@@ -36,6 +37,7 @@ def append(
         payment_id=payment_id,
         booking_id=booking_id,
         refund_id=refund_id,
+        invoice_id=invoice_id,
         created_at=now,
     )
     session.add(entry)

@@ -1,6 +1,7 @@
 """billing's tables: tariffs per activity, payment settings per commune (secrets encrypted), payments
 and the days they pay for, refunds, the families' ledger (append-only), the provider events already
-applied, and the outbox/inbox of its events."""
+applied, the outbox/inbox of its events, and month-end invoicing: the days to invoice (projection of
+booking's events), invoices and credit notes with their lines, their numbering, and the runs."""
 
 from __future__ import annotations
 
@@ -41,6 +42,19 @@ CHARGE = "charge"
 PAYMENT = "payment"
 CANCELLATION = "cancellation"
 REFUND = "refund"
+INVOICE = "invoice"  # an issued invoice: -total (its credit applied is the balance it uses up)
+CREDIT_NOTE = "credit_note"  # an issued credit note: +total
+
+# invoices.kind (INVOICE above) and invoices.status
+KIND_CREDIT_NOTE = "credit_note"
+ISSUED = "issued"
+PARTIALLY_PAID = "partially_paid"
+PAID = "paid"
+
+# billable_days.state, .billing_mode
+DAY_BOOKED = "booked"
+DAY_CANCELLED = "cancelled"
+POSTPAID = "postpaid"
 
 # tariffs.cancellation_refund
 RULE_REFUND = "refund"
@@ -72,6 +86,8 @@ class Tariff(Base):
     unit_price_cents: Mapped[int | None] = mapped_column(Integer, nullable=True)
     bands: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     cancellation_refund: Mapped[str] = mapped_column(String(10))
+    # what a postpaid day counts as on the month's invoice: booked days or attended (present) days
+    invoice_basis: Mapped[str] = mapped_column(String(10), server_default="booked")
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     updated_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
@@ -116,9 +132,11 @@ class Payment(Base):
             "status IN ('pending', 'succeeded', 'failed', 'cancelled')", name="ck_payments_status"
         ),
         Index("ix_payments_family", "commune_id", "family_id", "status"),
+        Index("ix_payments_invoice", "invoice_id"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     account_id: Mapped[str] = mapped_column(String(36))
+    invoice_id: Mapped[str | None] = mapped_column(String(36), nullable=True)  # an invoice's payment
     idempotency_key: Mapped[str] = mapped_column(String(200))
     commune_id: Mapped[str] = mapped_column(String(36))
     family_id: Mapped[str] = mapped_column(String(36))
@@ -195,7 +213,10 @@ class LedgerEntry(Base):
 
     __tablename__ = "ledger_entries"
     __table_args__ = (
-        CheckConstraint("kind IN ('charge', 'payment', 'cancellation', 'refund')", name="ck_ledger_kind"),
+        CheckConstraint(
+            "kind IN ('charge', 'payment', 'cancellation', 'refund', 'invoice', 'credit_note')",
+            name="ck_ledger_kind",
+        ),
         Index("ix_ledger_family", "commune_id", "family_id", "id"),
     )
     id: Mapped[int] = mapped_column(
@@ -208,6 +229,7 @@ class LedgerEntry(Base):
     payment_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     booking_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     refund_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    invoice_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     description: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
@@ -224,3 +246,113 @@ class ProcessedProviderEvent(Base):
     payment_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     kind: Mapped[str] = mapped_column(String(30))
     processed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class BillableDay(Base):
+    """billing's copy of a postpaid booking (one row per booking), kept from booking's events: the
+    month-end run reads only this. A cancelled booking stays cancelled (events may arrive out of
+    order across queues: a late booking_confirmed never revives it)."""
+
+    __tablename__ = "billable_days"
+    __table_args__ = (
+        CheckConstraint("state IN ('booked', 'cancelled')", name="ck_billable_days_state"),
+        CheckConstraint(
+            "attendance IS NULL OR attendance IN ('present', 'absent', 'absent_justified')",
+            name="ck_billable_days_attendance",
+        ),
+        Index("ix_billable_days_family", "commune_id", "family_id", "date"),
+    )
+    booking_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    commune_id: Mapped[str] = mapped_column(String(36))
+    family_id: Mapped[str] = mapped_column(String(36))
+    child_id: Mapped[str] = mapped_column(String(36))
+    child_first_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    activity_id: Mapped[str] = mapped_column(String(36))
+    activity_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    date: Mapped[dt.date] = mapped_column(Date)
+    billing_mode: Mapped[str] = mapped_column(String(10))
+    state: Mapped[str] = mapped_column(String(10))
+    attendance: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class InvoiceSequence(Base):
+    """The next number of a commune's invoices and credit notes in a year: locked FOR UPDATE by each
+    chunk of a run until it commits, so numbers are gapless even with concurrent runs."""
+
+    __tablename__ = "invoice_sequences"
+    commune_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    next_number: Mapped[int] = mapped_column(Integer)
+
+
+class InvoiceRun(Base):
+    """One call of the month-end run (by an agent, the timer or a tool), and what it issued."""
+
+    __tablename__ = "invoice_runs"
+    __table_args__ = (Index("ix_invoice_runs_month", "commune_id", "month"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    commune_id: Mapped[str] = mapped_column(String(36))
+    month: Mapped[str] = mapped_column(String(7))
+    started_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    invoices_issued: Mapped[int] = mapped_column(Integer, default=0)
+    credit_notes_issued: Mapped[int] = mapped_column(Integer, default=0)
+    total_cents: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Invoice(Base):
+    """An invoice or a credit note (kind), never changed once issued except paid_cents and status as
+    payments arrive. total_cents is positive for both kinds; a credit note's `corrects_id` (and a
+    corrective invoice's) is the family's first invoice of the month."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("commune_id", "number", name="uq_invoices_number"),
+        CheckConstraint("kind IN ('invoice', 'credit_note')", name="ck_invoices_kind"),
+        CheckConstraint("status IN ('issued', 'partially_paid', 'paid')", name="ck_invoices_status"),
+        CheckConstraint("total_cents >= 0", name="ck_invoices_total"),
+        CheckConstraint("credit_applied_cents >= 0", name="ck_invoices_credit"),
+        CheckConstraint("paid_cents >= 0 AND paid_cents <= total_cents", name="ck_invoices_paid"),
+        Index("ix_invoices_month", "commune_id", "month", "family_id"),
+        Index("ix_invoices_family", "family_id", "issued_at"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    commune_id: Mapped[str] = mapped_column(String(36))
+    family_id: Mapped[str] = mapped_column(String(36))
+    month: Mapped[str] = mapped_column(String(7))
+    kind: Mapped[str] = mapped_column(String(12))
+    number: Mapped[str] = mapped_column(String(20))
+    total_cents: Mapped[int] = mapped_column(Integer)
+    credit_applied_cents: Mapped[int] = mapped_column(Integer)
+    paid_cents: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    issued_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    due_date: Mapped[dt.date] = mapped_column(Date)
+    family_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    commune_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    corrects_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    run_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
+class InvoiceLine(Base):
+    """One child and activity at one unit price: quantity days, amount = unit price x quantity."""
+
+    __tablename__ = "invoice_lines"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="ck_invoice_lines_quantity"),
+        Index("ix_invoice_lines_invoice", "invoice_id", "position"),
+    )
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    child_id: Mapped[str] = mapped_column(String(36))
+    child_first_name: Mapped[str] = mapped_column(String(100))
+    activity_id: Mapped[str] = mapped_column(String(36))
+    activity_name: Mapped[str] = mapped_column(String(200))
+    unit_price_cents: Mapped[int] = mapped_column(Integer)
+    quantity: Mapped[int] = mapped_column(Integer)
+    amount_cents: Mapped[int] = mapped_column(Integer)

@@ -1,7 +1,8 @@
-"""Payments: created for the holds of a validated cart, one per (account, idempotency key, commune,
-family), stored with their days and prices BEFORE any provider call; the provider call happens after
-commit (checkout.py) with the payment's stored provider idempotency key. A payment fully covered by
-the family's credit succeeds at once (provider "credit")."""
+"""Payments: created for the holds of a validated cart (or for an invoice: invoices.py), one per
+(account, idempotency key, commune, family), stored with their days and prices BEFORE any provider
+call; the provider call happens after commit (checkout.py) with the payment's stored provider
+idempotency key. A payment fully covered by the family's credit succeeds at once (provider
+"credit")."""
 
 from __future__ import annotations
 
@@ -213,6 +214,11 @@ def succeed(session: Session, payment: Payment, now: dt.datetime) -> None:
     payment.provider_error = None
     payment.settled_at = now
     payment.updated_at = now
+    if payment.invoice_id is not None:  # the invoice already charged the ledger
+        from services.billing import invoices  # invoices uses payments' table, not this module
+
+        invoices.apply_payment(session, payment, now)
+        return
     booked = days(session, payment.id)
     label = f"{len(booked)} jour(s) réservé(s)"
     ledger.append(
@@ -254,6 +260,7 @@ def view(payment: Payment, payment_days: list[PaymentDay]) -> dict[str, Any]:
     return {
         "id": payment.id,
         "commune_id": payment.commune_id,
+        "invoice_id": payment.invoice_id,
         "provider": payment.provider,
         "amount_cents": payment.amount_cents,
         "total_cents": payment.total_cents,

@@ -18,6 +18,8 @@ MAX_BANDS = 20
 MAX_QUOTIENT = 1_000_000
 RULES = ("refund", "credit", "none")
 DEFAULT_RULE = "refund"
+BASES = ("booked", "attended")  # what a postpaid day counts as on the month's invoice
+DEFAULT_BASIS = "booked"
 
 MESSAGES = {
     "tariff": "Indiquez soit un prix unique (unit_price_cents), soit des tranches (bands).",
@@ -29,6 +31,7 @@ MESSAGES = {
     ),
     "band_price": f"Chaque tranche a un prix entier en centimes entre 0 et {MAX_PRICE_CENTS}.",
     "cancellation_refund": "La règle d'annulation est refund, credit ou none.",
+    "invoice_basis": "La base de facturation est booked (jours réservés) ou attended (jours de présence).",
     "unknown": "Champ inconnu.",
 }
 
@@ -38,6 +41,7 @@ class TariffRule:
     unit_price_cents: int | None
     bands: tuple[tuple[int | None, int], ...] | None  # (qf_max, unit_price_cents)
     cancellation_refund: str = DEFAULT_RULE
+    invoice_basis: str = DEFAULT_BASIS
 
     def as_fields(self) -> dict[str, Any]:
         return {
@@ -46,6 +50,7 @@ class TariffRule:
             if self.bands is None
             else [{"qf_max": qf_max, "unit_price_cents": price} for qf_max, price in self.bands],
             "cancellation_refund": self.cancellation_refund,
+            "invoice_basis": self.invoice_basis,
         }
 
 
@@ -63,7 +68,7 @@ def parse_tariff(data: Any) -> TariffRule:
         raise ValidationFailed(details={"fields": {"tariff": [MESSAGES["tariff"]]}})
     errors: dict[str, list[str]] = {}
     for key in data:
-        if key not in ("unit_price_cents", "bands", "cancellation_refund"):
+        if key not in ("unit_price_cents", "bands", "cancellation_refund", "invoice_basis"):
             errors[str(key)[:50]] = [MESSAGES["unknown"]]
     flat, bands = data.get("unit_price_cents"), data.get("bands")
     if (flat is None) == (bands is None):
@@ -76,9 +81,14 @@ def parse_tariff(data: Any) -> TariffRule:
     rule = data.get("cancellation_refund", DEFAULT_RULE)
     if rule not in RULES:
         errors["cancellation_refund"] = [MESSAGES["cancellation_refund"]]
+    basis = data.get("invoice_basis", DEFAULT_BASIS)
+    if basis not in BASES:
+        errors["invoice_basis"] = [MESSAGES["invoice_basis"]]
     if errors:
         raise ValidationFailed(details={"fields": errors})
-    return TariffRule(unit_price_cents=flat, bands=parsed_bands, cancellation_refund=rule)
+    return TariffRule(
+        unit_price_cents=flat, bands=parsed_bands, cancellation_refund=rule, invoice_basis=basis
+    )
 
 
 def _parse_bands(bands: Any, errors: dict[str, list[str]]) -> tuple[tuple[int | None, int], ...] | None:

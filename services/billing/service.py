@@ -2,8 +2,10 @@
 tariffs.py, payment_settings.py (providers and their encrypted keys), payments.py (payments and
 their days, stored before any provider call), checkout.py (the provider calls), provider_events.py
 (webhooks and the demo page, applied once), refunds.py, ledger.py (the family account),
-booking_events.py (booking's events that move money) and access.py (who may do what; communes and
-booking are asked over RPC with deadlines, outside transactions)."""
+booking_events.py (booking's events that move money), access.py (who may do what; communes and
+booking are asked over RPC with deadlines, outside transactions), and month-end invoicing:
+billable_days.py (booking's events kept as days to invoice), invoicing.py (the run), invoice_rules.py
+(pure), numbering.py, invoices.py (views, access, payment), invoice_pdf.py, exports.py."""
 
 from __future__ import annotations
 
@@ -14,10 +16,16 @@ from nameko.rpc import rpc
 
 from services.billing import (
     access,
+    billable_days,
     booking_events,
     checkout,
     events,
     expiry,
+    exports,
+    invoice_pdf,
+    invoice_rules,
+    invoices,
+    invoicing,
     ledger,
     payment_settings,
     payments,
@@ -32,7 +40,7 @@ from services.billing.providers import provider_for
 from services.billing.providers.base import InvalidSignature
 from services.billing.providers.demo import demo_event
 from services.billing.settings import BillingSettings, Settings
-from services.billing.timers import refund_retry_timer
+from services.billing.timers import invoicing_timer, refund_retry_timer
 from services.common import clock, errors
 from services.common.context import Caller, CallerProvider, require_account, require_internal, staff_role
 from services.common.db import Database
@@ -265,3 +273,145 @@ class BillingService:
         self._send_refunds(refund_ids)
         for payment_id in expiry.expired_ids(self.db, clock.now()):
             expiry.cancel(self.db, self.settings, payment_id)
+
+    # --- month-end invoicing ------------------------------------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED)
+    def run_month_end(self, commune_id: str, month: str) -> dict[str, Any]:
+        """Staff of the commune (or an internal caller): issue the month's invoices (idempotent)."""
+        if self.caller.account_id is not None:
+            staff_role(self.caller, commune_id)
+        elif not isinstance(commune_id, str) or not 0 < len(commune_id) <= 64:
+            raise errors.NotFound()
+        invoice_rules.month_bounds(month)
+        commune_name = None
+        if self.caller.account_id is not None:
+            commune_name = (self.communes.get_commune(commune_id) or {}).get("name")
+        return self._run_month(commune_id, month, commune_name, self.caller.account_id)
+
+    def _run_month(
+        self, commune_id: str, month: str, commune_name: str | None, started_by: str | None
+    ) -> dict[str, Any]:
+        profiles = self.internal_communes.billing_profiles(commune_id) or {}
+        if commune_name is None:
+            with self.db.transaction() as session:
+                commune_name = invoices.commune_name(session, commune_id)
+        return invoicing.run_month(
+            self.db.transaction,
+            commune_id,
+            month,
+            profiles,
+            clock.now(),
+            due_days=self.settings.invoice_due_days,
+            commune_name=commune_name,
+            started_by=started_by,
+        )
+
+    @invoicing_timer()
+    def month_end_timer(self) -> None:
+        """On INVOICING_DAY from INVOICING_HOUR (Europe/Paris), the previous month of every commune
+        with postpaid days not yet run by the timer (a repeat would issue nothing anyway)."""
+        month = invoicing.scheduled_month(
+            clock.now(), self.settings.invoicing_day, self.settings.invoicing_hour
+        )
+        if month is None:
+            return
+        with self.db.transaction() as session:
+            commune_ids = invoicing.communes_to_run(session, month)
+        for commune_id in commune_ids:
+            self._run_month(commune_id, month, None, None)
+
+    def _families(self) -> dict[str, tuple[str, str | None, str | None]]:
+        require_account(self.caller)
+        return invoices.memberships(self.communes.list_memberships())
+
+    def _readable(self, invoice_id: str) -> tuple[Any, str | None, str | None]:
+        """(invoice, commune name, family name) if the caller is staff of its commune or a parent of
+        its family; NotFound otherwise."""
+        require_account(self.caller)
+        with self.db.transaction() as session:
+            invoice = invoices.get(session, invoice_id)
+        if invoice is None:
+            raise errors.NotFound()
+        if access.is_staff(self.caller, invoice.commune_id):
+            return invoice, None, None
+        found = self._families().get(invoice.family_id)
+        if found is None or found[0] != invoice.commune_id:
+            raise errors.NotFound()
+        return invoice, found[1], found[2]
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_invoices(self) -> list[dict[str, Any]]:
+        families = self._families()
+        with self.db.transaction() as session:
+            return invoices.of_families(session, families)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_invoice(self, invoice_id: str) -> dict[str, Any]:
+        invoice, commune_name, family_name = self._readable(invoice_id)
+        with self.db.transaction() as session:
+            return invoices.detail(session, invoice, commune_name, family_name)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def invoice_pdf(self, invoice_id: str) -> dict[str, str]:
+        invoice, commune_name, family_name = self._readable(invoice_id)
+        with self.db.transaction() as session:
+            view = invoices.detail(session, invoice, commune_name, family_name)
+        return invoice_pdf.as_rpc(view)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def pay_invoice(self, invoice_id: str, idempotency_key: str) -> dict[str, Any]:
+        account_id = require_account(self.caller)
+        key = payments.idempotency_key(idempotency_key)
+        with self.db.transaction() as session:
+            invoice = invoices.get(session, invoice_id)
+        found = self._families().get(invoice.family_id) if invoice is not None else None
+        if invoice is None or found is None or found[0] != invoice.commune_id:
+            raise errors.NotFound()
+        with self.db.transaction() as session:
+            payment_id = invoices.pay(session, self.settings, account_id, key, invoice.id, clock.now()).id
+        checkout.ensure_created(self.db, self.settings, payment_id)
+        return checkout.views(self.db, [payment_id])[0]
+
+    @rpc(expected_exceptions=EXPECTED)
+    def export_invoices(self, commune_id: str, month: str, fmt: str) -> dict[str, Any]:
+        staff_role(self.caller, commune_id)
+        with self.db.transaction() as session:
+            return exports.export_invoices(session, commune_id, month, fmt)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def export_payments(self, commune_id: str, month: str, fmt: str) -> dict[str, Any]:
+        staff_role(self.caller, commune_id)
+        invoice_rules.month_bounds(month)
+        exports.fmt(fmt)
+        profiles = self.internal_communes.billing_profiles(commune_id) or {}
+        names = {fid: p.get("name") for fid, p in profiles.items() if isinstance(p, dict) and p.get("name")}
+        with self.db.transaction() as session:
+            return exports.export_payments(session, commune_id, month, fmt, names)
+
+    # --- booking's events kept as days to invoice (postpaid) -----------------------------------
+
+    def _project(self, event_type: str, payload: dict[str, Any]) -> None:
+        with self.db.transaction() as session:
+            billable_days.on_booking_event(session, event_type, payload, clock.now())
+
+    @event_handler(events.BOOKING, events.BOOKING_CONFIRMED, requeue_on_error=True)
+    def on_day_confirmed(self, payload: dict[str, Any]) -> None:
+        self._project(events.BOOKING_CONFIRMED, payload)
+
+    @event_handler(events.BOOKING, events.BOOKING_CANCELLED, requeue_on_error=True)
+    def on_day_cancelled(self, payload: dict[str, Any]) -> None:
+        self._project(events.BOOKING_CANCELLED, payload)
+
+    @event_handler(events.BOOKING, events.CANCELLATION_DECIDED, requeue_on_error=True)
+    def on_day_cancellation_decided(self, payload: dict[str, Any]) -> None:
+        self._project(events.CANCELLATION_DECIDED, payload)
+
+    @event_handler(events.BOOKING, events.BOOKING_RELEASED, requeue_on_error=True)
+    def on_day_released(self, payload: dict[str, Any]) -> None:
+        self._project(events.BOOKING_RELEASED, payload)
+
+    @event_handler(events.BOOKING, events.ATTENDANCE_MARKED, requeue_on_error=True)
+    def on_attendance_marked(self, payload: dict[str, Any]) -> None:
+        with self.db.transaction() as session:
+            billable_days.on_attendance_marked(session, payload, clock.now())

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.billing.models import Tariff
-from services.billing.pricing import TariffRule
+from services.billing.pricing import DEFAULT_BASIS, TariffRule
 from services.common.errors import NotFound
 
 
@@ -22,7 +22,10 @@ def rule_of(row: Tariff | None) -> TariffRule | None:
     if row.bands is not None:
         bands = tuple((band["qf_max"], int(band["unit_price_cents"])) for band in row.bands)
     return TariffRule(
-        unit_price_cents=row.unit_price_cents, bands=bands, cancellation_refund=row.cancellation_refund
+        unit_price_cents=row.unit_price_cents,
+        bands=bands,
+        cancellation_refund=row.cancellation_refund,
+        invoice_basis=row.invoice_basis or DEFAULT_BASIS,
     )
 
 
@@ -53,6 +56,7 @@ def set_tariff(
     row.unit_price_cents = fields["unit_price_cents"]
     row.bands = fields["bands"]
     row.cancellation_refund = fields["cancellation_refund"]
+    row.invoice_basis = fields["invoice_basis"]
     row.updated_at = now
     row.updated_by = account_id
     session.flush()
@@ -73,3 +77,9 @@ def rules(session: Session, activity_ids: Iterable[str]) -> dict[str, tuple[str,
         return {}
     rows = session.scalars(select(Tariff).where(Tariff.activity_id.in_(wanted))).all()
     return {row.activity_id: (row.commune_id, rule_of(row)) for row in rows}  # type: ignore[misc]
+
+
+def commune_rules(session: Session, commune_id: str) -> dict[str, TariffRule]:
+    """activity_id -> rule, for every tariff of the commune (the month-end run reads them once)."""
+    rows = session.scalars(select(Tariff).where(Tariff.commune_id == commune_id)).all()
+    return {row.activity_id: rule_of(row) for row in rows}  # type: ignore[misc]

@@ -2,7 +2,8 @@
 names. Dates are local dates (AAAA-MM-JJ), instants ISO 8601 UTC.
 
 Booking events share one payload: {booking_id, child_id, activity_id, date, commune_id, family_id,
-account_id (who booked), status, hold_expires_at (prepaid holds, else null)}:
+account_id (who booked), status, hold_expires_at (prepaid holds, else null), billing_mode ("prepaid" |
+"postpaid", the activity's: billing invoices postpaid days at month end), activity_name}:
 - booking_confirmed: a place is the child's (postpaid at validation; or promoted from the waiting list)
 - booking_held: a prepaid place is held until hold_expires_at, waiting for the payment
 - booking_waitlisted: no place left; + position (order of arrival on that day's waiting list)
@@ -20,7 +21,7 @@ account_id (who booked), status, hold_expires_at (prepaid holds, else null)}:
   account_id (the parent who asked), decision ("approved" | "rejected"), reason (the agent's, or
   null), billing_mode, decided_by, child_first_name, activity_name}
 - attendance_marked: {booking_id, child_id, activity_id, date, commune_id, family_id, status
-  ("present" | "absent" | "absent_justified"), marked_by}
+  ("present" | "absent" | "absent_justified"), marked_by, billing_mode, activity_name}
 - booking_changed_by_agent: {commune_id, family_id, child_id, child_first_name, activity_name,
   activity_id, account_id (the agent), lines: [{date, action, outcome, reason}]}: one per on-behalf
   request, for the family's email (notify asks communes for the contact address)
@@ -40,7 +41,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from services.booking.models import Booking, OutboxEvent
+from services.booking.models import Activity, Booking, OutboxEvent
 from services.common.messaging import record_event
 
 BOOKING_CONFIRMED = "booking_confirmed"
@@ -57,7 +58,8 @@ BOOKING_CHANGED_BY_AGENT = "booking_changed_by_agent"
 PAYMENT_APPLIED = "payment_applied"
 
 
-def booking_payload(booking: Booking) -> dict[str, Any]:
+def booking_payload(session: Session, booking: Booking) -> dict[str, Any]:
+    activity = session.get(Activity, booking.activity_id)  # an identity-map hit in most paths
     return {
         "booking_id": booking.id,
         "child_id": booking.child_id,
@@ -68,12 +70,14 @@ def booking_payload(booking: Booking) -> dict[str, Any]:
         "account_id": booking.account_id,
         "status": booking.status,
         "hold_expires_at": booking.hold_expires_at.isoformat() if booking.hold_expires_at else None,
+        "billing_mode": activity.billing_mode if activity is not None else None,
+        "activity_name": activity.name if activity is not None else None,
     }
 
 
 def booking_event(session: Session, event_type: str, booking: Booking, **extra: Any) -> str:
     """Record one booking event in the caller's transaction (the outbox relay publishes it)."""
-    return record_event(session, OutboxEvent, event_type, {**booking_payload(booking), **extra})
+    return record_event(session, OutboxEvent, event_type, {**booking_payload(session, booking), **extra})
 
 
 def cart_validated(

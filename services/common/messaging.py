@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import eventlet
@@ -19,7 +20,7 @@ from nameko.amqp.publish import Publisher
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
-from sqlalchemy import JSON, BigInteger, Integer, String, delete, event, select
+from sqlalchemy import JSON, BigInteger, Integer, String, delete, event, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -68,6 +69,29 @@ def record_event(session: Session, model: type, event_type: str, payload: dict[s
     )
     session.info[_PENDING_FLAG] = True
     return event_id
+
+
+def record_events(
+    session: Session, model: type, event_type: str, payloads: Iterable[dict[str, Any]], now: dt.datetime
+) -> int:
+    """Many events of one type in ONE INSERT (a batch job: one per invoice of a month-end run), in
+    the caller's transaction; the relay is woken after commit as for record_event. Returns how many."""
+    rows = []
+    for payload in payloads:
+        event_id = new_id()
+        rows.append(
+            {
+                "event_id": event_id,
+                "event_type": event_type,
+                "payload": {**payload, "event_id": event_id},
+                "created_at": now,
+                "attempts": 0,
+            }
+        )
+    if rows:
+        session.execute(insert(model), rows)
+        session.info[_PENDING_FLAG] = True
+    return len(rows)
 
 
 def first_delivery(session: Session, model: type, consumer: str, event_id: str) -> bool:

@@ -8,7 +8,7 @@ import datetime as dt
 import zoneinfo
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -198,6 +198,33 @@ def family_contact(session: Session, family_id: Any) -> dict[str, str] | None:
         return None
     family = session.get(Family, family_id)
     return None if family is None else {"email": family.email, "name": family.name}
+
+
+def billing_profiles(session: Session | Connection, commune_id: Any) -> dict[str, dict[str, Any]]:
+    """What billing's month-end run needs of every family of a commune, in two queries (internal
+    callers only): {family_id: {quotient_familial, name, email, children: {child_id: first_name}}}.
+    An unknown commune gives {}."""
+    if not isinstance(commune_id, str) or not 0 < len(commune_id) <= 64:
+        return {}
+    profiles: dict[str, dict[str, Any]] = {
+        row.id: {
+            "quotient_familial": row.quotient_familial,
+            "name": row.name,
+            "email": row.email,
+            "children": {},
+        }
+        for row in session.execute(
+            select(Family.id, Family.quotient_familial, Family.name, Family.email).where(
+                Family.commune_id == commune_id
+            )
+        )
+    }
+    for child_id, family_id, first_name in session.execute(
+        select(Child.id, Child.family_id, Child.first_name).where(Child.commune_id == commune_id)
+    ):
+        if family_id in profiles:
+            profiles[family_id]["children"][child_id] = first_name
+    return profiles
 
 
 MAX_ROSTER_IDS = 1000

@@ -206,6 +206,14 @@ class CommunesService:
             return families.billing_profile(session, self.caller, family_id)
 
     @rpc(expected_exceptions=EXPECTED)
+    def billing_profiles(self, commune_id: str) -> dict[str, dict[str, Any]]:
+        """Every family of the commune as billing's month-end run needs it (quotients, names,
+        children's first names), for internal callers only."""
+        require_internal(self.caller)
+        with self.db.engine.connect() as conn:  # one read of the whole commune: no unit of work
+            return families.billing_profiles(conn, commune_id)
+
+    @rpc(expected_exceptions=EXPECTED)
     def family_contact(self, family_id: str) -> dict[str, str] | None:
         """A family's contact address and name, for internal callers only (notify); None if unknown."""
         require_internal(self.caller)

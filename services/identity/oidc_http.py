@@ -28,7 +28,9 @@ HTML_HEADERS = (
     ("Pragma", "no-cache"),
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "no-referrer"),
+    # same-origin, not no-referrer: with no-referrer Chromium sends "Origin: null" on the forms' POST,
+    # which the same-origin check (CSRF) must refuse
+    ("Referrer-Policy", "same-origin"),
     (
         "Content-Security-Policy",
         "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",

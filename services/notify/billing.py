@@ -1,7 +1,8 @@
 """Billing's events in: what each one says (validated) and what its email shows. Every billing email
 goes to the account that paid (`account_id`, whose address and language identity's `contact`
-gives when the event is handled, as for booking's events: inbound.py). Nothing here talks to the
-broker or the database.
+gives when the event is handled, as for booking's events: inbound.py), except invoice_issued, which
+goes to the family's contact address (communes' `family_contact`, in French, as
+booking_changed_by_agent). Nothing here talks to the broker or the database.
 
 Amounts are integer cents (shown in euros by rendering.euros). Every field the email shows is
 checked (InvalidPayload names the field, never its value); fields notify does not read are ignored.
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from services.notify import events
-from services.notify.booking import ACCOUNT, MAX_ID, Notice, _instant
+from services.notify.booking import ACCOUNT, FAMILY, MAX_ID, Notice, _date, _instant
 from services.notify.delivery import InvalidPayload, _required_text
 
 # kinds of email (outgoing_messages.kind, at most 40 characters)
@@ -22,13 +23,17 @@ PAYMENT_RECEIPT = "payment_receipt"
 REFUND = "refund"
 CREDIT = "credit"
 PAYMENT_FAILED = "payment_failed"
+INVOICE_ISSUED = "invoice_issued"
 
 KIND_OF_BILLING_EVENT: dict[str, str] = {
     events.PAYMENT_SUCCEEDED: PAYMENT_RECEIPT,
     events.REFUND_ISSUED: REFUND,
     events.CREDIT_GRANTED: CREDIT,
     events.PAYMENT_FAILED: PAYMENT_FAILED,
+    events.INVOICE_ISSUED: INVOICE_ISSUED,
 }
+INVOICE_KINDS = ("invoice", "credit_note")
+MAX_NUMBER = 20
 
 REFUND_REASONS = ("cancellation", "place_lost", "agent")
 MAX_CENTS = 100_000_000  # a million euros: anything above is a bug upstream
@@ -120,8 +125,48 @@ _READERS: dict[str, Callable[[dict[str, Any], str], Read]] = {
 }
 
 
-def notice_from_event(event_type: str, payload: Any, portal_url: str) -> Notice:
+def _month(payload: dict[str, Any]) -> dt.date:
+    value = payload.get("month")
+    try:
+        if not isinstance(value, str) or len(value) != 7:
+            raise ValueError
+        return dt.date.fromisoformat(f"{value}-01")
+    except ValueError:
+        raise InvalidPayload("missing or invalid month") from None
+
+
+def invoice_issued(payload: Any, invoices_url: str) -> Notice:
+    """invoice_issued -> the family's email: number, month, amount, due date, link to the invoices site."""
+    if not isinstance(payload, dict):
+        raise InvalidPayload("payload is not an object")
+    event_id = _required_text(payload, "event_id", 36)
+    kind = payload.get("kind")
+    if kind not in INVOICE_KINDS:
+        raise InvalidPayload("missing or invalid kind")
+    total = _cents(payload, "total_cents")
+    due = payload.get("amount_due_cents", total)
+    payload = {**payload, "amount_due_cents": due}
+    context = {
+        "number": _required_text(payload, "number", MAX_NUMBER),
+        "kind": kind,
+        "month": _month(payload),
+        "total_cents": total,
+        "amount_due_cents": _cents(payload, "amount_due_cents"),
+        "credit_applied_cents": total - _cents(payload, "amount_due_cents") if kind == "invoice" else 0,
+        "due_date": _date(payload.get("due_date"), "due_date"),
+        "invoices_url": invoices_url,
+    }
+    _required_text(payload, "invoice_id", MAX_ID)
+    family_id = _required_text(payload, "family_id", MAX_ID)
+    return Notice(event_id, INVOICE_ISSUED, FAMILY, family_id, context, None)
+
+
+def notice_from_event(
+    event_type: str, payload: Any, portal_url: str, invoices_url: str | None = None
+) -> Notice:
     """The email a billing event asks for, or InvalidPayload."""
+    if event_type == events.INVOICE_ISSUED:
+        return invoice_issued(payload, invoices_url or portal_url)
     if event_type not in _READERS:
         raise InvalidPayload("unknown event type")
     if not isinstance(payload, dict):

@@ -38,6 +38,9 @@ billing.py; amounts in integer cents):
   reason (cancellation|place_lost|agent), booking_ids} -> the amount and why
 - credit_granted: {event_id, commune_id, family_id, account_id, amount_cents, booking_id} -> the
   credit (avoir) on the family's account
+- invoice_issued: {event_id, invoice_id, number, commune_id, family_id, month, kind (invoice |
+  credit_note), total_cents, amount_due_cents, due_date} -> to the family's contact address
+  (communes' `family_contact`): number, month, amount, due date, link to the invoices site
 Outcomes: confirmed, waitlisted, pending_payment, requested, cancelled, rejected; reasons (or null):
 FULL, DEADLINE_PASSED, CLOSED, NOT_ELIGIBLE, ALREADY_BOOKED, NOT_BOOKED, CANCELLATION_NOT_ALLOWED,
 NOT_SCHEDULED.
@@ -66,3 +69,4 @@ PAYMENT_SUCCEEDED = "payment_succeeded"
 PAYMENT_FAILED = "payment_failed"
 REFUND_ISSUED = "refund_issued"
 CREDIT_GRANTED = "credit_granted"
+INVOICE_ISSUED = "invoice_issued"

@@ -80,10 +80,12 @@ def _address(found: Any) -> Address:
         raise delivery.InvalidPayload("recipient has no valid email") from None
 
 
-def notice_of(event_type: str, payload: Any, portal_url: str) -> booking.Notice:
+def notice_of(
+    event_type: str, payload: Any, portal_url: str, invoices_url: str | None = None
+) -> booking.Notice:
     """The email a booking or billing event asks for (event names are distinct), or InvalidPayload."""
     if event_type in billing.KIND_OF_BILLING_EVENT:
-        return billing.notice_from_event(event_type, payload, portal_url)
+        return billing.notice_from_event(event_type, payload, portal_url, invoices_url)
     return booking.notice_from_event(event_type, payload, portal_url)
 
 
@@ -98,7 +100,7 @@ def handle_booking_event(
     (identity, communes or the database down or slow) pauses briefly, then raises so that the broker
     redelivers: the email is not lost."""
     try:
-        notice = notice_of(event_type, payload, settings.portal_url)
+        notice = notice_of(event_type, payload, settings.portal_url, settings.invoices_url)
     except delivery.InvalidPayload as exc:
         log.error("dropped event %s (%s): %s", _event_id_of(payload), event_type, exc)
         return None

@@ -109,6 +109,12 @@ def long_date(day: dt.date, lang: str) -> str:
     return f"{_FR_DAYS[day.weekday()]} {number} {_FR_MONTHS[day.month - 1]} {day.year}"
 
 
+def month_label(day: dt.date, lang: str) -> str:
+    """A month as parents say it: `mars 2026` / `March 2026`."""
+    months = _EN_MONTHS if lang == "en" else _FR_MONTHS
+    return f"{months[day.month - 1]} {day.year}"
+
+
 def euros(cents: int, lang: str) -> str:
     """An amount in integer cents as parents read it: `1 234,50 €` (narrow no-break space between
     thousands, no-break space before the sign, as French typography has it) / `€1,234.50`."""
@@ -148,6 +154,7 @@ def environment() -> Environment:
     env.filters["local_datetime"] = local_datetime
     env.filters["long_date"] = long_date
     env.filters["euros"] = euros
+    env.filters["month_label"] = month_label
     env.globals["outcome_label"] = outcome_label
     env.globals["action_label"] = action_label
     return env

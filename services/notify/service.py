@@ -95,6 +95,11 @@ class NotifyService:
     def on_credit_granted(self, payload: dict[str, Any]) -> None:
         self._booking_event(events.CREDIT_GRANTED, payload)
 
+    @event_handler(events.BILLING, events.INVOICE_ISSUED, requeue_on_error=True)
+    def on_invoice_issued(self, payload: dict[str, Any]) -> None:
+        """To the family's contact address (communes' family_contact), in French."""
+        self._booking_event(events.INVOICE_ISSUED, payload)
+
     def _booking_event(self, event_type: str, payload: dict[str, Any]) -> None:
         inbound.handle_booking_event(
             self.db, self.settings, self.identity, self.communes, event_type, payload

@@ -13,6 +13,7 @@ from services.common.config import REPO_ROOT, is_production
 
 DEFAULT_MAIL_FROM = "Portail Famille <no-reply@portail-famille.local>"
 DEFAULT_PUBLIC_URL = "http://localhost:8000"
+DEFAULT_INVOICES_SITE_URL = "http://localhost:8001/"
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class NotifySettings:
     retry_max_seconds: float = 3600.0
     claim_seconds: float = 300.0
     requeue_delay_seconds: float = 1.0
+    invoices_url: str = DEFAULT_INVOICES_SITE_URL  # the invoices site, as invoice emails link to it
 
     @property
     def from_address(self) -> Address:
@@ -64,6 +66,7 @@ class NotifySettings:
             retry_max_seconds=number("NOTIFY_RETRY_MAX_SECONDS", base.retry_max_seconds),
             claim_seconds=number("NOTIFY_CLAIM_SECONDS", base.claim_seconds),
             requeue_delay_seconds=number("NOTIFY_REQUEUE_DELAY_SECONDS", base.requeue_delay_seconds),
+            invoices_url=str(config.get("INVOICES_SITE_URL") or DEFAULT_INVOICES_SITE_URL).strip(),
         )
         settings.from_address  # noqa: B018 - fail at start-up on a malformed MAIL_FROM
         parts = urlsplit(settings.public_url)

@@ -256,6 +256,13 @@ def test_families_children_codes_and_what_parents_see(platform, commune):
     }
     with pytest.raises(NotFound):
         call(communes, "get_family_billing_profile", family["id"], caller=mother)
+    profiles = call(communes, "billing_profiles", cid)  # billing's month-end run, internal only
+    assert profiles[family["id"]]["quotient_familial"] == 700
+    assert profiles[family["id"]]["children"][child["id"]] == child["first_name"]
+    assert call(communes, "billing_profiles", str(uuid.uuid4())) == {}
+    for outsider in (mother, agent):
+        with pytest.raises(Forbidden):
+            call(communes, "billing_profiles", cid, caller=outsider)
 
     actions = [e["action"] for e in call(communes, "list_audit", cid, caller=agent)]
     assert actions[:3] == ["family.read", "adhesion_code.issue", "family.link"]

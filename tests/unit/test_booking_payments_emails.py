@@ -129,6 +129,7 @@ def test_consumed_event_names_and_kinds():
         "payment_failed",
         "refund_issued",
         "credit_granted",
+        "invoice_issued",
     }
     for kind in billing.KIND_OF_BILLING_EVENT.values():
         assert len(kind) <= OutgoingMessage.kind.type.length

@@ -156,8 +156,11 @@ def test_postpaid_booking_is_confirmed_and_takes_a_place(session):
         "account_id",
         "status",
         "hold_expires_at",
+        "billing_mode",
+        "activity_name",
         "event_id",
     }
+    assert event["billing_mode"] == "postpaid"  # billing invoices it at month end
     [validated] = outbox(session, "cart_validated")
     assert validated["account_id"] == parent.account_id and validated["results"] == [result]
     assert session.scalar(select(func.count()).select_from(CartItem)) == 0  # the cart is emptied

@@ -191,7 +191,7 @@ def command_problems(where: str, command: list[str]) -> list[str]:
                 if not (REPO / "services" / svc / "migrations").is_dir()
             ]
         if module == "deploy.probe":
-            known = set(discovered_services())
+            known = {*discovered_services(), "invoices_site"}  # the site: HTTP only, probed on /health
             return [f"{where}: probe of unknown service {svc}" for svc in args[:1] if svc not in known]
         return []
     return [f"{where}: unexpected command {command!r} (nameko run or python -m)"]

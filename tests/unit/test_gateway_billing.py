@@ -43,9 +43,11 @@ class Fake:
 
 
 def gateway(booking=None, billing=None, environment="local"):
+    booking = booking or Fake()
     return worker_factory(
         GatewayService,
-        booking=booking or Fake(),
+        booking=booking,
+        booking_validation=booking,  # the same service, with validation's longer deadline
         billing=billing or Fake(),
         config={"ENVIRONMENT": environment, "PUBLIC_URL": "http://portail.test"},
     )

@@ -36,6 +36,7 @@ KINDS = [
     billing.REFUND,
     billing.CREDIT,
     billing.PAYMENT_FAILED,
+    billing.INVOICE_ISSUED,
 ]
 DAY = dt.date(2026, 12, 7)
 LINES = [{"date": DAY, "action": "book", "outcome": "confirmed", "reason": None}]
@@ -73,11 +74,35 @@ def context_for(kind, commune_name="Saint-Étienne"):
     if kind == booking.AGENT_BOOKING_CHANGE:
         return {"child_first_name": "Léa", "activity_name": "Cantine", "lines": LINES, "family_name": None}
     if kind == billing.PAYMENT_RECEIPT:
-        return {"payment_id": "p-1", "amount_cents": 1250, "total_cents": 1450, "credit_used_cents": 200, "days": 3, "portal_url": PORTAL}
+        return {
+            "payment_id": "p-1",
+            "amount_cents": 1250,
+            "total_cents": 1450,
+            "credit_used_cents": 200,
+            "days": 3,
+            "portal_url": PORTAL,
+        }
     if kind == billing.REFUND:
-        return {"payment_id": "p-1", "amount_cents": 450, "reason": "place_lost", "days": 1, "portal_url": PORTAL}
+        return {
+            "payment_id": "p-1",
+            "amount_cents": 450,
+            "reason": "place_lost",
+            "days": 1,
+            "portal_url": PORTAL,
+        }
     if kind == billing.CREDIT:
         return {"amount_cents": 450, "portal_url": PORTAL}
+    if kind == billing.INVOICE_ISSUED:
+        return {
+            "number": "2026-000042",
+            "kind": "invoice",
+            "month": dt.date(2026, 3, 1),
+            "total_cents": 12500,
+            "amount_due_cents": 10000,
+            "credit_applied_cents": 2500,
+            "due_date": dt.date(2026, 5, 1),
+            "invoices_url": "https://factures.test/",
+        }
     if kind == billing.PAYMENT_FAILED:
         return {"payment_id": "p-1", "days": 2, "expires_at": EXPIRES, "portal_url": PORTAL}
     return {}
@@ -242,3 +267,25 @@ def test_consumed_event_names_match_communes():
     assert events.COMMUNES == "communes"
     assert events.ADHESION_CODE_ISSUED == communes_events.ADHESION_CODE_ISSUED
     assert events.AGENT_INVITED == communes_events.AGENT_INVITED
+
+
+@pytest.mark.parametrize("lang", LOCALES)
+def test_invoice_issued_says_number_month_amount_due_date_and_links_the_invoices_site(lang):
+    rendered = render(billing.INVOICE_ISSUED, lang, context_for(billing.INVOICE_ISSUED))
+    month, due, amount = (
+        ("mars 2026", "1er mai 2026", "100,00\u00a0€")
+        if lang == "fr"
+        else (
+            "March 2026",
+            "1 May 2026",
+            "€100.00",
+        )
+    )
+    assert "2026-000042" in rendered.subject and month in rendered.subject
+    for part in (rendered.text, rendered.html):
+        assert month in part and due in part and amount in part
+    assert "https://factures.test/" in rendered.text and 'href="https://factures.test/"' in rendered.html
+    note = render(
+        billing.INVOICE_ISSUED, lang, {**context_for(billing.INVOICE_ISSUED), "kind": "credit_note"}
+    )
+    assert ("avoir" if lang == "fr" else "credit note") in note.subject.lower()
