@@ -15,10 +15,17 @@ from werkzeug.wrappers import Request, Response
 from gateway.errors import SECURITY_HEADERS, error_response
 from services.common.errors import ServiceError
 
-access_log = logging.getLogger("gateway.access")
 
+class LoggedWsgiApp(WsgiApp):
+    """nameko's WSGI app with one access-log line per request (method, route, status, time: paths
+    carry ids, never names, emails, codes or query strings) and `on_http_error` turning werkzeug's
+    HTTP errors (no route, wrong method) into this server's own answer (JSON or a page)."""
 
-class JsonWsgiApp(WsgiApp):
+    access_log = logging.getLogger("gateway.access")
+
+    def on_http_error(self, exc: HTTPException) -> Response:
+        return error_response(exc)
+
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         started = time.monotonic()
         request = Request(environ, shallow=True)
@@ -28,9 +35,8 @@ class JsonWsgiApp(WsgiApp):
             request.path_values = values
             response = provider.handle_request(request)
         except HTTPException as exc:
-            response = error_response(exc)
-        # method, route and status only: paths carry ids, never names or emails
-        access_log.info(
+            response = self.on_http_error(exc)
+        self.access_log.info(
             "%s %s %s %.1fms",
             request.method,
             request.path,
@@ -38,6 +44,10 @@ class JsonWsgiApp(WsgiApp):
             (time.monotonic() - started) * 1000,
         )
         return response(environ, start_response)
+
+
+class JsonWsgiApp(LoggedWsgiApp):
+    pass
 
 
 class JsonWebServer(WebServer):

@@ -4,18 +4,17 @@ French pages; nothing leaks a stack trace. The access log has method, path and s
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from nameko.web.handlers import HttpRequestHandler
-from nameko.web.server import WebServer, WsgiApp
+from nameko.web.server import WebServer
 from werkzeug.exceptions import HTTPException
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Response
 
 from gateway.errors import SECURITY_HEADERS
+from gateway.http import LoggedWsgiApp
 from invoices_site.pages import message_page
 
-access_log = logging.getLogger("invoices_site.access")
 log = logging.getLogger(__name__)
 
 TITLES = {
@@ -35,26 +34,11 @@ def error_page(exc: BaseException) -> Response:
     return message_page(500, *INTERNAL)
 
 
-class HtmlWsgiApp(WsgiApp):
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        started = time.monotonic()
-        request = Request(environ, shallow=True)
-        adapter = self.url_map.bind_to_environ(environ)
-        try:
-            provider, values = adapter.match()
-            request.path_values = values
-            response = provider.handle_request(request)
-        except HTTPException as exc:
-            response = error_page(exc)
-        # method, route and status only: no query strings (codes, states), never addresses
-        access_log.info(
-            "%s %s %s %.1fms",
-            request.method,
-            request.path,
-            response.status_code,
-            (time.monotonic() - started) * 1000,
-        )
-        return response(environ, start_response)
+class HtmlWsgiApp(LoggedWsgiApp):
+    access_log = logging.getLogger("invoices_site.access")
+
+    def on_http_error(self, exc: HTTPException) -> Response:
+        return error_page(exc)
 
 
 class HtmlWebServer(WebServer):
