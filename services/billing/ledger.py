@@ -8,11 +8,10 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from services.billing.models import PENDING, FamilyAccount, LedgerEntry, Payment
+from services.common.db import lock_or_create
 
 
 def append(
@@ -55,18 +54,8 @@ def balance(session: Session, commune_id: str, family_id: str) -> int:
 
 def lock_family(session: Session, commune_id: str, family_id: str, now: dt.datetime) -> None:
     """Serialize the payments of one family account (created on first use)."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(
-        insert(FamilyAccount)
-        .values(commune_id=commune_id, family_id=family_id, created_at=now)
-        .on_conflict_do_nothing(index_elements=["commune_id", "family_id"])
-    )
-    session.execute(
-        select(FamilyAccount.commune_id)
-        .where(FamilyAccount.commune_id == commune_id, FamilyAccount.family_id == family_id)
-        .with_for_update()
-    )
+    keys = {"commune_id": commune_id, "family_id": family_id}
+    lock_or_create(session, FamilyAccount, keys, {"created_at": now})
 
 
 def reserved_credit(session: Session, commune_id: str, family_id: str, now: dt.datetime) -> int:

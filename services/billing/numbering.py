@@ -5,28 +5,19 @@ that rolls back are never used, and two runs never take the same number."""
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from services.billing.invoice_rules import number
 from services.billing.models import InvoiceSequence
-from services.common.db import insert_for
+from services.common.db import lock_or_create
 
 
 def lock(session: Session, commune_id: str, year: int) -> int:
     """The next number of (commune, year), its row locked until the transaction ends."""
-    session.execute(
-        insert_for(session, InvoiceSequence)
-        .values(commune_id=commune_id, year=year, next_number=1)
-        .on_conflict_do_nothing(index_elements=["commune_id", "year"])
-    )
-    return int(
-        session.scalar(
-            select(InvoiceSequence.next_number)
-            .where(InvoiceSequence.commune_id == commune_id, InvoiceSequence.year == year)
-            .with_for_update()
-        )
-    )
+    keys = {"commune_id": commune_id, "year": year}
+    row = lock_or_create(session, InvoiceSequence, keys, {"next_number": 1})
+    return int(row.next_number)
 
 
 def take(session: Session, commune_id: str, year: int, next_number: int, count: int) -> list[str]:

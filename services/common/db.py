@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from nameko.extensions import DependencyProvider
-from sqlalchemy import DateTime, Engine, String, create_engine, event, text
+from sqlalchemy import DateTime, Engine, String, create_engine, event, select, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -44,6 +44,24 @@ def insert_for(session: Session, model: type) -> Any:
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert(model)
+
+
+def lock_or_create(session: Session, model: type, keys: dict[str, Any], defaults: dict[str, Any]) -> Any:
+    """The row of `model` whose unique `keys` are given, created with `defaults` if missing
+    (concurrent creators meet on the unique key), then locked FOR UPDATE until the transaction ends
+    (SQLite: the INSERT already took the database's write lock). Serializes work on one thing: a
+    family's account, a commune's invoice numbers."""
+    session.execute(
+        insert_for(session, model)
+        .values(**keys, **defaults)
+        .on_conflict_do_nothing(index_elements=list(keys))
+    )
+    return session.execute(
+        select(model)
+        .where(*(getattr(model, name) == value for name, value in keys.items()))
+        .with_for_update()
+        .execution_options(populate_existing=True)  # the locked row as it is now, not a cached copy
+    ).scalar_one()
 
 
 def new_id() -> str:
@@ -117,6 +135,17 @@ def ping(engine: Engine) -> None:
         conn.execute(text("SELECT 1"))
 
 
+_autocommit_engines: dict[Engine, Engine] = {}
+
+
+def _autocommit(engine: Engine) -> Engine:
+    """The same pool in autocommit (made once per engine: the calendar asks for it on every call)."""
+    found = _autocommit_engines.get(engine)
+    if found is None:
+        found = _autocommit_engines.setdefault(engine, engine.execution_options(isolation_level="AUTOCOMMIT"))
+    return found
+
+
 class WorkerDb:
     """What a worker sees: `with db.transaction() as session:` commits or rolls back."""
 
@@ -140,7 +169,7 @@ class WorkerDb:
         """A session for reads only, in autocommit: no BEGIN and COMMIT round trips, and each
         statement sees what is committed when it runs (not one snapshot for all). For views asked
         very often where that is enough (a child's calendar); never for anything that writes."""
-        session = self._factory(bind=self.engine.execution_options(isolation_level="AUTOCOMMIT"))
+        session = self._factory(bind=_autocommit(self.engine))
         self._sessions.append(session)
         try:
             yield session
