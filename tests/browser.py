@@ -60,8 +60,8 @@ def headless_chromium() -> Iterator[Any]:
     """A Playwright Browser on Debian's chromium (only in a process without eventlet)."""
     from playwright.sync_api import sync_playwright
 
-    # The stack listens on 127.0.0.1 only; Chromium may try ::1 for "localhost" and, seen here after an
-    # earlier browser scenario in the same test session, not fall back: map the name for it.
+    # The stack listens on 127.0.0.1 only: "localhost" goes straight there (no ::1 attempt first), and
+    # no proxy from the environment comes in between.
     args = [
         "--disable-dev-shm-usage",
         "--disable-gpu",
@@ -83,7 +83,29 @@ def new_context(browser: Any, **kwargs: Any) -> Any:
     options = {"locale": "fr-FR", "viewport": {"width": 390, "height": 844}, **kwargs}
     context = browser.new_context(**options)
     context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+    context.on("response", _record_navigation)
+    context.on("requestfailed", _record_navigation_failure)
     return context
+
+
+# Every main-frame navigation with its answer (redirects included), shown when a scenario fails: a
+# redirect to a page outside the stack (an OIDC error sent to a client's callback, say) otherwise
+# surfaces only as the first URL's net::ERR_CONNECTION_REFUSED.
+_navigations: list[str] = []
+
+
+def _record_navigation(response: Any) -> None:
+    if response.request.is_navigation_request():
+        location = response.headers.get("location")
+        _navigations.append(
+            f"{response.status} {response.request.method} {response.url}"
+            + (f" -> {location}" if location else "")
+        )
+
+
+def _record_navigation_failure(request: Any) -> None:
+    if request.is_navigation_request():
+        _navigations.append(f"FAILED {request.method} {request.url}: {request.failure}")
 
 
 def run_scenario(scenario: Callable[..., Any], timeout: float = 180, **kwargs: Any) -> Any:
@@ -115,7 +137,8 @@ def run_scenario(scenario: Callable[..., Any], timeout: float = 180, **kwargs: A
 
 
 def _show_pages(browser: Any) -> None:
-    """Where each open page was when the scenario failed, and what it said."""
+    """The navigations, and where each open page was when the scenario failed and what it said."""
+    print("--- navigations\n" + "\n".join(_navigations[-30:]), file=sys.stderr, flush=True)
     for context in browser.contexts:
         for page in context.pages:
             try:

@@ -181,3 +181,20 @@ def admin(platform):
     """A platform admin's client and access token."""
     client = platform.client()
     return client, platform.admin_token(client)
+
+
+@pytest.fixture(scope="session")
+def site_url(platform):
+    """The invoices site's public URL (as the browser reaches it), once it answers."""
+    url = platform.env["INVOICES_PUBLIC_URL"]
+    health = url.replace("localhost", "127.0.0.1") + "/health"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if requests.get(health, timeout=2).status_code == 200:
+                return url
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError("the invoices site did not start (see its log in the e2e logs folder)")
+        time.sleep(0.2)

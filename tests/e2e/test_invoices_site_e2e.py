@@ -1,70 +1,22 @@
 """The invoices site in a real headless Chromium, against the real processes: single sign-on from the
 portal (no password asked), sign-out (single logout: the password is asked again), and a direct visit
-without a provider session (the provider's login form, then back on the site signed in).
+without a provider session (the provider's login form, then back on the site signed in). A parent
+paying an invoice on the site is in test_invoicing_e2e.py, with the month that issues it.
 
 The browser steps are scenarios (plain functions below) that tests/browser.py runs in a process of
 their own; the tests prepare accounts and check what the scenarios report."""
 
-import time
 from urllib.parse import urlsplit
 
 import pytest
-import requests
 
 from tests.browser import new_context, run_scenario
+from tests.e2e.towns import Visits, sign_in_on_portal, sign_in_on_provider_form
 
 pytestmark = pytest.mark.e2e
 
-PORTAL_CALLBACK = "http://localhost:8000/auth/callback"
-
-
-def portal_authorize_url(issuer):
-    """What the portal's "Se connecter" button opens: the provider's authorization endpoint."""
-    return (
-        f"{issuer}/oidc/authorize?response_type=code&client_id=portal"
-        "&redirect_uri=http%3A%2F%2Flocalhost%3A8000%2Fauth%2Fcallback&scope=openid%20email"
-        "&state=portal-state&nonce=portal-nonce&code_challenge_method=S256"
-        "&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-    )
-
-
-@pytest.fixture(scope="module")
-def site_url(platform):
-    url = platform.env["INVOICES_PUBLIC_URL"]
-    health = url.replace("localhost", "127.0.0.1") + "/health"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if requests.get(health, timeout=2).status_code == 200:
-                return url
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError("the invoices site did not start (see its log in the e2e logs folder)")
-        time.sleep(0.2)
-
 
 # --- browser scenarios (run in their own process by tests/browser.py) ---------------------------
-
-
-class Visits:
-    """Every document the browser asked for in the main frame, redirects included, to prove which
-    pages a person went through."""
-
-    def __init__(self, page):
-        self.urls = []
-        page.on("request", lambda request: request.is_navigation_request() and self.urls.append(request.url))
-
-    def paths(self):
-        return [urlsplit(url).path for url in self.urls]
-
-
-def sign_in_on_provider_form(page, email, password):
-    assert urlsplit(page.url).path == "/oidc/login", page.url
-    assert page.locator("html").get_attribute("lang") == "fr"
-    page.get_by_label("Adresse e-mail").fill(email)
-    page.locator("input[type=password]").fill(password)
-    page.locator("button[type=submit]").click()
 
 
 def expect_signed_in_list(page, site_url):
@@ -78,19 +30,9 @@ def expect_signed_in_list(page, site_url):
 def sso_then_logout(browser, site_url, issuer, email, password):
     context = new_context(browser)
     page = context.new_page()
-    # the portal's own callback page is not part of this stack: the browser answers it itself
-    context.route(
-        lambda url: url.startswith(PORTAL_CALLBACK + "?"),
-        lambda route: route.fulfill(
-            status=200, content_type="text/html", body="<html lang=fr>Portail</html>"
-        ),
-    )
 
     # 1. on the portal: the provider's login form, the password typed once
-    page.goto(portal_authorize_url(issuer))
-    sign_in_on_provider_form(page, email, password)
-    page.wait_for_url(lambda url: url.startswith(PORTAL_CALLBACK + "?"))
-    assert "code=" in page.url and "state=portal-state" in page.url
+    sign_in_on_portal(context, page, issuer, email, password)
 
     # 2. the invoices site: signed in through the provider without seeing its form
     visits = Visits(page)
@@ -163,5 +105,5 @@ def test_a_direct_visit_without_a_provider_session_shows_the_login_form_then_the
     seen = run_scenario(direct_visit, site_url=site_url, email=email, password=password)
     assert seen["paths"][:3] == ["/factures/pas-encore-de-facture", "/oidc/authorize", "/oidc/login"], seen
     assert seen["signed_in"]
-    # no such invoice (the gateway has no invoice routes yet): a French message, never a trace
+    # no such invoice: a French message, never a trace
     assert "introuvable" in seen["invoice_text"] and "Traceback" not in seen["invoice_text"]

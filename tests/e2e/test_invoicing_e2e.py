@@ -1,24 +1,31 @@
-"""Month-end invoicing over HTTP, the whole stack on PostgreSQL with the demo provider (issue 6): an
-agent prices two postpaid activities (the canteen billed on attended days, the evening care on booked
-days), a parent books a month of days for two children, the agent marks attendance, runs the month
-(201, then 200 with nothing new), the family is emailed; the parent finds the invoice with the right
-total, prints its PDF, pays it on the demo page (the invoice becomes paid, the family account
-balances); the finance office's exports show the invoice and the payment. Then the parent, signed in
-on the portal, sees the same invoice on the invoices site in a headless Chromium without being asked
-for a password (single sign-on): a second test, on the first one's invoice."""
+"""Month-end invoicing, the whole stack on PostgreSQL with the demo provider (issue 6): an agent
+prices two postpaid activities (the canteen billed on attended days, the evening care on booked days),
+a parent books a month of days for two children, the agent marks attendance, runs the month (201, then
+200 with nothing new), the family is emailed.
+
+Then two ways to pay, each on its own commune's month: over HTTP (the parent finds the invoice with
+the right total, prints its PDF, pays it on the demo page; the invoice becomes paid, the family
+account balances), and in a real headless Chromium (tests/browser.py): the parent, signed in on the
+portal, opens the invoices site without being asked for a password again (single sign-on), opens the
+invoice (lines and total in French), downloads its PDF, clicks "Payer", chooses the successful outcome
+on the demo payment page and comes back to the site where the invoice reads "Payée". Both times the
+finance office's exports (CSV and JSON) show the invoice and the payment."""
 
 import datetime as dt
 import json
 import time
 from collections import defaultdict
-from urllib.parse import urlparse
+from types import SimpleNamespace
+from urllib.parse import urlparse, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
 
+from invoices_site.formatting import euros, month_label
 from services.common.db import get_engine
-from tests.e2e.towns import WEEKDAYS, Town, parent, set_tariff
+from tests.browser import new_context, run_scenario
+from tests.e2e.towns import WEEKDAYS, Town, Visits, parent, set_tariff, sign_in_on_portal
 
 pytestmark = pytest.mark.e2e
 
@@ -98,8 +105,11 @@ def billing_projection_has(env, commune_id, booked, marked):
     return tuple(found) == (booked, marked)
 
 
-def test_a_month_of_postpaid_days_invoiced_emailed_paid_and_exported(platform, admin):
-    town = Town(platform, *admin, "Factureville")
+def invoiced_month(platform, admin, commune_name):
+    """A commune pricing two postpaid activities, a family with two children booked for a whole month
+    by their parent, attendance marked, and the month-end run (then the same run again: nothing
+    twice). Returns what the tests go on with."""
+    town = Town(platform, *admin, commune_name)
     agent = town.agent_client
     assert (
         agent.request("PUT", town.path("/payment-settings"), token=town.agent, json={"provider": "demo"})
@@ -177,6 +187,72 @@ def test_a_month_of_postpaid_days_invoiced_emailed_paid_and_exported(platform, a
     assert again.status_code == 200, again.text
     assert (again.json()["invoices_issued"], again.json()["credit_notes_issued"]) == (0, 0)
     assert again.json()["created"] is False
+    return SimpleNamespace(
+        town=town,
+        client=client,
+        token=token,
+        parent_email=parent_email,
+        family_email=family_email,
+        month=month,
+        total=total,
+        care_days=len(lea_care),
+    )
+
+
+def check_exports(platform, admin, town, month, invoice, payment_id):
+    """The finance office's exports show the invoice (by the month invoiced) and its payment (by
+    the month it was settled in); another commune's agent sees none of it."""
+    agent, total = town.agent_client, invoice["total_cents"]
+
+    # CSV for a French spreadsheet, and JSON
+    exports = town.path("/exports")
+    invoices_csv = agent.get(
+        f"{exports}/invoices", token=town.agent, params={"month": month, "format": "csv"}
+    )
+    assert invoices_csv.status_code == 200, invoices_csv.text
+    assert invoices_csv.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert invoices_csv.headers["Content-Disposition"].startswith("attachment; filename=")
+    assert invoices_csv.content.startswith(b"\xef\xbb\xbf")  # the BOM
+    rows = invoices_csv.content.decode("utf-8-sig").split("\r\n")
+    assert rows[0].startswith("numero;type;date_emission;echeance;famille")
+    invoice_rows = [row for row in rows[1:] if row.startswith(invoice["number"] + ";")]
+    assert len(invoice_rows) == 3  # one row per invoice line
+    assert any(";4,15;" in row and ";12,45;" in row for row in invoice_rows)  # decimal comma
+    invoices_json = agent.get(
+        f"{exports}/invoices", token=town.agent, params={"month": month, "format": "json"}
+    )
+    assert invoices_json.status_code == 200 and invoices_json.headers["Content-Type"].startswith(
+        "application/json"
+    )
+    (exported,) = invoices_json.json()["invoices"]
+    assert exported["number"] == invoice["number"] and exported["total_cents"] == total
+    assert sum(line["amount_cents"] for line in exported["lines"]) == total
+
+    # payments are exported by the month they were settled in (commune time): this month
+    paid_month = f"{dt.datetime.now(ZoneInfo('Europe/Paris')):%Y-%m}"
+    payments_csv = agent.get(f"{exports}/payments", token=town.agent, params={"month": paid_month})
+    assert payments_csv.status_code == 200 and payments_csv.content.startswith(b"\xef\xbb\xbf")
+    payment_text = payments_csv.content.decode("utf-8-sig")
+    assert invoice["number"] in payment_text and payment_id in payment_text
+    payments_json = agent.get(
+        f"{exports}/payments", token=town.agent, params={"month": paid_month, "format": "json"}
+    )
+    assert payments_json.status_code == 200
+    assert payment_id in json.dumps(payments_json.json())
+    bad_format = agent.get(f"{exports}/invoices", token=town.agent, params={"month": month, "format": "xlsx"})
+    assert bad_format.status_code == 400 and set(bad_format.json()["fields"]) == {"format"}
+    other_town = Town(platform, *admin, "Ailleurs")
+    hidden = other_town.agent_client.get(
+        f"{exports}/invoices", token=other_town.agent, params={"month": month}
+    )
+    assert hidden.status_code == 404
+
+
+def test_a_month_of_postpaid_days_invoiced_emailed_paid_and_exported(platform, admin):
+    month_set = invoiced_month(platform, admin, "Factureville")
+    town, client, token = month_set.town, month_set.client, month_set.token
+    month, total, family_email = month_set.month, month_set.total, month_set.family_email
+    care_amount = CARE_PRICE * (month_set.care_days - 1)
 
     # the parent's invoice: the right total and lines
     listed = client.get("/api/v1/invoices", token=token)
@@ -198,7 +274,7 @@ def test_a_month_of_postpaid_days_invoiced_emailed_paid_and_exported(platform, a
     assert lines == {
         ("Léa", "Cantine"): (415, 3, 1245),
         ("Hugo", "Cantine"): (415, 2, 830),
-        ("Léa", "Garderie du soir"): (CARE_PRICE, len(lea_care) - 1, care_amount),
+        ("Léa", "Garderie du soir"): (CARE_PRICE, month_set.care_days - 1, care_amount),
     }
     assert detail.json()["payment_instructions"]
 
@@ -251,46 +327,150 @@ def test_a_month_of_postpaid_days_invoiced_emailed_paid_and_exported(platform, a
         ("payment", total),
     ]
     assert account["balance_cents"] == 0
+    check_exports(platform, admin, town, month, invoice, payment["id"])
 
-    # the finance office's exports: CSV for a French spreadsheet, and JSON
-    exports = town.path("/exports")
-    invoices_csv = agent.get(
-        f"{exports}/invoices", token=town.agent, params={"month": month, "format": "csv"}
-    )
-    assert invoices_csv.status_code == 200, invoices_csv.text
-    assert invoices_csv.headers["Content-Type"] == "text/csv; charset=utf-8"
-    assert invoices_csv.headers["Content-Disposition"].startswith("attachment; filename=")
-    assert invoices_csv.content.startswith(b"\xef\xbb\xbf")  # the BOM
-    rows = invoices_csv.content.decode("utf-8-sig").split("\r\n")
-    assert rows[0].startswith("numero;type;date_emission;echeance;famille")
-    invoice_rows = [row for row in rows[1:] if row.startswith(invoice["number"] + ";")]
-    assert len(invoice_rows) == 3  # one row per invoice line
-    assert any(";4,15;" in row and ";12,45;" in row for row in invoice_rows)  # decimal comma
-    invoices_json = agent.get(
-        f"{exports}/invoices", token=town.agent, params={"month": month, "format": "json"}
-    )
-    assert invoices_json.status_code == 200 and invoices_json.headers["Content-Type"].startswith(
-        "application/json"
-    )
-    (exported,) = invoices_json.json()["invoices"]
-    assert exported["number"] == invoice["number"] and exported["total_cents"] == total
-    assert sum(line["amount_cents"] for line in exported["lines"]) == total
 
-    # payments are exported by the month they were settled in (commune time): this month
-    paid_month = f"{dt.datetime.now(ZoneInfo('Europe/Paris')):%Y-%m}"
-    payments_csv = agent.get(f"{exports}/payments", token=town.agent, params={"month": paid_month})
-    assert payments_csv.status_code == 200 and payments_csv.content.startswith(b"\xef\xbb\xbf")
-    payment_text = payments_csv.content.decode("utf-8-sig")
-    assert invoice["number"] in payment_text and payment["id"] in payment_text
-    payments_json = agent.get(
-        f"{exports}/payments", token=town.agent, params={"month": paid_month, "format": "json"}
+# --- the same month on the invoices site, in a real browser (issue 6, end to end) ---------------
+
+
+def pays_on_the_invoices_site(browser, site_url, issuer, email, password, number):
+    """Signed in on the portal, the parent opens the invoices site (no password asked again), opens
+    the invoice, downloads its PDF, clicks "Payer", chooses the successful outcome on the demo
+    payment page, and comes back to the site where the invoice reads "Payée". Runs in its own process
+    (tests/browser.py); asserts what only the browser can see and reports the rest."""
+    context = new_context(browser, accept_downloads=True)
+    page = context.new_page()
+    sign_in_on_portal(context, page, issuer, email, password)
+
+    # the invoices site: single sign-on, the issued invoice in the list
+    visits = Visits(page)
+    page.goto(site_url + "/")
+    page.wait_for_url(site_url + "/")
+    sso_paths = visits.paths()
+    card = page.locator(".cards > li").filter(has_text=f"Facture n° {number}")
+    list_text = card.inner_text()
+
+    # the invoice: its lines and totals
+    card.get_by_role("link", name=f"Voir la facture n° {number}").click()
+    page.wait_for_url(lambda url: urlsplit(url).path.startswith("/factures/"))
+    invoice_path = urlsplit(page.url).path
+    rows = [
+        [cell.strip() for cell in row.locator("td").all_inner_texts()]
+        for row in page.locator("table tbody tr").all()
+    ]
+    invoice_text = page.locator("main").inner_text()
+
+    # the PDF, as the link downloads it, and as the site serves it (same cookies)
+    link = page.get_by_role("link", name=f"Télécharger la facture n° {number} (PDF)")
+    with page.expect_download() as downloading:
+        link.click()
+    download = downloading.value
+    with open(download.path(), "rb") as pdf_file:
+        pdf_start = pdf_file.read(5)
+    served = context.request.get(site_url + link.get_attribute("href"))
+    pdf = {
+        "filename": download.suggested_filename,
+        "start": pdf_start.decode("latin-1"),
+        "status": served.status,
+        "content_type": served.headers.get("content-type"),
+        "served_start": served.body()[:5].decode("latin-1"),
+    }
+
+    # "Payer": the demo provider's test page, where the parent clicks the successful outcome
+    page.get_by_role("button", name="Payer").click()
+    page.wait_for_url(lambda url: urlsplit(url).path.startswith("/payments/demo/"))
+    demo_url = page.url
+    demo_text = page.locator("main").inner_text()
+    page.get_by_role("button", name="Simuler un paiement accepté").click()
+    page.get_by_role("status").wait_for()
+    outcome_text = page.locator("main").inner_text()
+
+    # back on the invoices site: the invoice is paid (billing settles it from the payment's event)
+    page.goto(site_url + invoice_path)
+    deadline = time.monotonic() + 20
+    status = page.locator("dd[class^=status-]")
+    while status.inner_text() != "Payée" and time.monotonic() < deadline:
+        time.sleep(0.3)
+        page.reload()
+    paid_text = page.locator("main").inner_text()
+    pay_buttons = page.get_by_role("button", name="Payer").count()
+    page.goto(site_url + "/")
+    paid_list_text = page.locator(".cards > li").filter(has_text=f"Facture n° {number}").inner_text()
+    context.close()
+    return {
+        "sso_paths": sso_paths,
+        "list_text": list_text,
+        "invoice_path": invoice_path,
+        "rows": rows,
+        "invoice_text": invoice_text,
+        "pdf": pdf,
+        "demo_url": demo_url,
+        "demo_text": demo_text,
+        "outcome_text": outcome_text,
+        "paid_text": paid_text,
+        "pay_buttons": pay_buttons,
+        "paid_list_text": paid_list_text,
+    }
+
+
+def test_the_parent_pays_the_month_on_the_invoices_site_in_a_browser(platform, admin, site_url):
+    month_set = invoiced_month(platform, admin, "Payeville")
+    client, token, total = month_set.client, month_set.token, month_set.total
+    (invoice,) = client.get("/api/v1/invoices", token=token).json()
+    assert (invoice["status"], invoice["paid_cents"]) == ("issued", 0)
+    care_amount = CARE_PRICE * (month_set.care_days - 1)
+
+    seen = run_scenario(
+        pays_on_the_invoices_site,
+        site_url=site_url,
+        issuer=platform.env["PUBLIC_URL"],
+        email=month_set.parent_email,
+        password=PASSWORD,
+        number=invoice["number"],
     )
-    assert payments_json.status_code == 200
-    assert payment["id"] in json.dumps(payments_json.json())
-    bad_format = agent.get(f"{exports}/invoices", token=town.agent, params={"month": month, "format": "xlsx"})
-    assert bad_format.status_code == 400 and set(bad_format.json()["fields"]) == {"format"}
-    other_town = Town(platform, *admin, "Ailleurs")
-    hidden = other_town.agent_client.get(
-        f"{exports}/invoices", token=other_town.agent, params={"month": month}
-    )
-    assert hidden.status_code == 404
+
+    # single sign-on: the provider's authorization endpoint, never its login form
+    assert "/oidc/authorize" in seen["sso_paths"] and "/oidc/login" not in seen["sso_paths"], seen
+    # the list and the invoice, in French: amounts "1 234,50 €", the status, the lines
+    assert euros(total) in seen["list_text"] and "À payer" in seen["list_text"], seen["list_text"]
+    assert "Payeville" in seen["list_text"] and month_label(month_set.month) in seen["list_text"]
+    assert seen["invoice_path"] == f"/factures/{invoice['id']}"
+    assert sorted(seen["rows"]) == sorted(
+        [
+            ["Léa", "Cantine", euros(415), "3", euros(1245)],
+            ["Hugo", "Cantine", euros(415), "2", euros(830)],
+            ["Léa", "Garderie du soir", euros(CARE_PRICE), str(month_set.care_days - 1), euros(care_amount)],
+        ]
+    ), seen["rows"]
+    assert "4,15\u00a0€" in seen["invoice_text"] and f"Total\n{euros(total)}" in seen["invoice_text"]
+    assert f"Reste à payer\n{euros(total)}" in seen["invoice_text"], seen["invoice_text"]
+    # a real PDF, downloaded from the site
+    pdf = seen["pdf"]
+    assert pdf["start"] == "%PDF-" and pdf["served_start"] == "%PDF-", pdf
+    assert pdf["status"] == 200 and pdf["content_type"] == "application/pdf", pdf
+    assert pdf["filename"] == f"facture-{invoice['id']}.pdf", pdf
+    # the demo provider's page: this invoice, its amount, then the outcome the parent clicked
+    demo = urlsplit(seen["demo_url"])
+    assert f"{demo.scheme}://{demo.netloc}" == platform.env["PUBLIC_URL"], seen["demo_url"]
+    payment_id = demo.path.rsplit("/", 1)[1]
+    # (billing's demo_payment carries the invoice's id but not its number: the page says "Facture")
+    assert seen["demo_text"].startswith("Paiement de test\n"), seen["demo_text"]
+    assert "\nFacture" in seen["demo_text"] and f"Montant à payer :\n\n{euros(total)}" in seen["demo_text"]
+    assert "En attente de paiement" in seen["demo_text"], seen["demo_text"]
+    assert "Paiement de test accepté. Votre facture est réglée." in seen["outcome_text"], seen
+    # back on the invoices site: paid, nothing left to pay, no "Payer" button
+    assert "Statut\nPayée" in seen["paid_text"], seen["paid_text"]
+    assert f"Reste à payer\n{euros(0)}" in seen["paid_text"] and seen["pay_buttons"] == 0
+    assert "Payée" in seen["paid_list_text"], seen["paid_list_text"]
+
+    # the API agrees: one succeeded payment of the whole invoice, the family account balances
+    shown = client.get(f"/api/v1/invoices/{invoice['id']}", token=token).json()
+    assert (shown["status"], shown["paid_cents"]) == ("paid", total)
+    payment = client.get(f"/api/v1/payments/{payment_id}", token=token)
+    assert payment.status_code == 200, payment.text
+    assert (payment.json()["status"], payment.json()["amount_cents"]) == ("succeeded", total)
+    assert payment.json()["invoice_id"] == invoice["id"]
+    town = month_set.town
+    account = client.get(f"/api/v1/communes/{town.id}/account", token=token).json()
+    assert account["balance_cents"] == 0
+    check_exports(platform, admin, town, month_set.month, invoice, payment_id)

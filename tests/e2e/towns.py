@@ -1,8 +1,12 @@
 """Helpers shared by the e2e modules: a commune with its agent, a parent, INSEE codes."""
 
+import base64
 import datetime as dt
+import hashlib
 import itertools
 import re
+import secrets
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 _insee = itertools.count(10001)
 CODE = re.compile(r"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}\b")
@@ -121,3 +125,69 @@ def linked_family(platform, town, names, quotient=None):
     joined = client.post("/api/v1/adhesions", token=token, json={"code": town.code(family["id"])["code"]})
     assert joined.status_code == 201, joined.text
     return client, token, family, children
+
+
+# --- the portal and the invoices site in a real browser (scenarios run by tests/browser.py) -------
+
+PORTAL_CALLBACK = "http://localhost:8000/auth/callback"
+
+
+def portal_authorize_url(issuer):
+    """What the portal's "Se connecter" button opens: the provider's authorization endpoint, with a
+    fresh state, nonce and PKCE challenge as the portal makes them for every sign-in. Returns (url,
+    state). The nonce must be new: the provider refuses a nonce it has already seen for the client
+    ("Replay attack", sent to the portal's callback), so a fixed one works once per stack."""
+    state, nonce = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": "portal",
+            "redirect_uri": PORTAL_CALLBACK,
+            "scope": "openid email",
+            "state": state,
+            "nonce": nonce,
+            "code_challenge_method": "S256",
+            "code_challenge": challenge,
+        },
+        quote_via=quote,
+    )
+    return f"{issuer}/oidc/authorize?{query}", state
+
+
+class Visits:
+    """Every document the browser asked for in the main frame, redirects included, to prove which
+    pages a person went through."""
+
+    def __init__(self, page):
+        self.urls = []
+        page.on("request", lambda request: request.is_navigation_request() and self.urls.append(request.url))
+
+    def paths(self):
+        return [urlsplit(url).path for url in self.urls]
+
+
+def sign_in_on_provider_form(page, email, password):
+    assert urlsplit(page.url).path == "/oidc/login", page.url
+    assert page.locator("html").get_attribute("lang") == "fr"
+    page.get_by_label("Adresse e-mail").fill(email)
+    page.locator("input[type=password]").fill(password)
+    page.locator("button[type=submit]").click()
+
+
+def sign_in_on_portal(context, page, issuer, email, password):
+    """The parent signs in on the portal (the provider's login form, the password typed once); the
+    portal's own callback page is not part of this stack: the browser answers it itself."""
+    context.route(
+        lambda url: url.startswith(PORTAL_CALLBACK + "?"),
+        lambda route: route.fulfill(
+            status=200, content_type="text/html", body="<html lang=fr>Portail</html>"
+        ),
+    )
+    url, state = portal_authorize_url(issuer)
+    page.goto(url)
+    sign_in_on_provider_form(page, email, password)
+    page.wait_for_url(lambda url: url.startswith(PORTAL_CALLBACK + "?"))
+    answer = parse_qs(urlsplit(page.url).query)
+    assert answer.get("state") == [state] and "code" in answer, page.url
