@@ -332,11 +332,36 @@ def prepare_rush(base: str, data: dict[str, Any], concurrency: int) -> int:
         return sum(not ok for ok in pool.map(one, range(len(data["tokens"]))))
 
 
-def rush(base: str, data: dict[str, Any], connections: int) -> dict[str, Any]:
-    """`connections` threads, each with its own HTTP connection and its share of the parents, wait on a
-    barrier; released together, each sends its parents' validations one after another. A parent's
-    latency is from the barrier's release to its answer (what the parent sees when the page opens)."""
-    n = len(data["tokens"])
+def validate_request(base: str, data: dict[str, Any]) -> Any:
+    """Parent i validates its cart: (HTTP status, the day's outcome)."""
+
+    def send(session: requests.Session, i: int) -> tuple[int, Any]:
+        response = session.post(
+            f"{base}/api/v1/cart/validate",
+            headers=auth(data["tokens"][i], **{"Idempotency-Key": f"rush-{i}"}),
+            timeout=120,
+        )
+        status = response.status_code
+        return status, response.json()["results"][0]["outcome"] if status == 200 else None
+
+    return send
+
+
+def echo_request(base: str) -> Any:
+    """The bare HTTP→RPC echo in place of a validation: the floor of a rush on this machine."""
+
+    def send(session: requests.Session, i: int) -> tuple[int, Any]:
+        response = session.get(f"{base}/api/v1/_bench/echo", timeout=120)
+        return response.status_code, None
+
+    return send
+
+
+def rush(send: Any, n: int, connections: int) -> dict[str, Any]:
+    """`connections` threads, each with its own HTTP connection and its share of the n parents, wait on
+    a barrier; released together, each sends its parents' requests (`send(session, i)`) one after
+    another. A parent's latency is from the barrier's release to its answer (what the parent sees
+    when the page opens)."""
     shares = [list(range(k, n, connections)) for k in range(connections)]
     released = [0.0]
     results: list[tuple[int, Any, float, float]] = []  # (status or -1, outcome, since release, own)
@@ -349,13 +374,7 @@ def rush(base: str, data: dict[str, Any], connections: int) -> dict[str, Any]:
         for i in share:
             sent = time.perf_counter()
             try:
-                response = session.post(
-                    f"{base}/api/v1/cart/validate",
-                    headers=auth(data["tokens"][i], **{"Idempotency-Key": f"rush-{i}"}),
-                    timeout=120,
-                )
-                status = response.status_code
-                outcome = response.json()["results"][0]["outcome"] if status == 200 else None
+                status, outcome = send(session, i)
             except (requests.RequestException, ValueError, KeyError, IndexError):
                 status, outcome = -1, None
             done = time.perf_counter()
@@ -390,6 +409,29 @@ def rush(base: str, data: dict[str, Any], connections: int) -> dict[str, Any]:
         "own_p99": percentile(own, 0.99),
         "wall": wall,
     }
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User + system CPU seconds used so far by each process (Linux /proc), and by the machine's
+    PostgreSQL and RabbitMQ (every process of theirs), to show where a run's time goes."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def used(pid: int | str) -> tuple[str, float]:
+        try:
+            head, tail = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)
+        except OSError:
+            return "", 0.0
+        fields = tail.split()
+        return head.split("(", 1)[1], (int(fields[11]) + int(fields[12])) / ticks
+
+    found = {name: used(pid)[1] for name, pid in pids.items()}
+    servers = {"postgres": "postgresql", "beam.smp": "rabbitmq"}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            command, seconds = used(entry)
+            if command in servers:
+                found[servers[command]] = found.get(servers[command], 0.0) + seconds
+    return found
 
 
 def rush_day_in_database(uri: str, activity_id: str, day: dt.date) -> dict[str, Any]:
@@ -427,6 +469,56 @@ def print_table(title: str, rows: dict[str, dict[str, float]], echo_rps: float) 
             f"{name:<44}{r['rps']:>8.0f}{http:>8.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}"
             f"{r['errors']:>8.0f}{ratio:>8.2f}"
         )
+    for name, r in rows.items():
+        cpu = r.get("cpu_ms_per_op", {})
+        print(
+            f"  CPU per op of {name.split(' (')[0]}: {sum(cpu.values()):.1f} ms = "
+            + ", ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]) if v >= 0.05)
+        )
+
+
+def print_rush(args: argparse.Namespace, results: dict[str, Any], logs: dict[str, str]) -> None:
+    r = results["rush"]
+    confirmed = r["outcomes"].get("confirmed", 0)
+    waitlisted = r["outcomes"].get("waitlisted", 0)
+    failed = args.parents - confirmed - waitlisted
+    print(
+        f"\n(c) opening rush: {args.parents} parents, {args.places} places, "
+        f"{r['threads']} concurrent connections released by a barrier"
+    )
+    print(
+        f"  confirmed {confirmed}, waitlisted {waitlisted}, failed {failed} (HTTP statuses {r['statuses']})"
+    )
+    print(f"  5xx {r['5xx']}, answered {r['answered']}/{args.parents}")
+    print(
+        f"  latency from the release: p50 {r['p50']:.2f}s, p99 {r['p99']:.2f}s, max {r['max']:.2f}s; "
+        f"per request once sent: p50 {r['own_p50']:.2f}s, p99 {r['own_p99']:.2f}s"
+    )
+    print(f"  wall time {r['wall']:.2f}s ({args.parents / r['wall']:.0f} validations/s)")
+    e = results["rush_echo"]
+    print(
+        f"  baseline, the same release on the bare echo (HTTP->RPC, no work): p50 {e['p50']:.2f}s, "
+        f"p99 {e['p99']:.2f}s, wall {e['wall']:.2f}s ({args.parents / e['wall']:.0f}/s), "
+        f"statuses {e['statuses']}"
+    )
+    print(f"  database: {results['db']}")
+    cpu = results["rush_cpu"]
+    print(
+        f"  CPU during the rush: {sum(cpu.values()):.1f}s in all, "
+        f"{1000 * sum(cpu.values()) / args.parents:.1f} ms per validation; by process: "
+        + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]))
+    )
+    exact = confirmed == args.places and results["db"]["bookings"].get("confirmed") == args.places
+    print(
+        f"  exactly {args.places} confirmed: {'yes' if exact else 'NO'}; "
+        f"no 5xx: {'yes' if not r['5xx'] else 'NO'}; "
+        f"every parent answered: {'yes' if r['answered'] == args.parents else 'NO'}; "
+        f"p99 < 10 s: {'yes' if r['p99'] < 10 else 'NO'}"
+    )
+    if r["5xx"] or r["answered"] != args.parents:
+        for name, tail in sorted(logs.items()):
+            if "Error" in tail or "Traceback" in tail:
+                print(f"\n--- tail of {name} ---\n{tail[-1500:]}")
 
 
 def main() -> int:
@@ -441,6 +533,7 @@ def main() -> int:
     parser.add_argument("--communes-workers", type=int, help="MAX_WORKERS of communes (default 10)")
     parser.add_argument("--rpc-timeout", type=float, help="RPC_TIMEOUT_SECONDS of every service (default 5)")
     parser.add_argument("--skip-ab", action="store_true", help="only the rush (c)")
+    parser.add_argument("--skip-rush", action="store_true", help="only (a) and (b)")
     args = parser.parse_args()
 
     with bench_environment("bench-booking") as bench:
@@ -475,26 +568,48 @@ def main() -> int:
             data = seed(uris, public_url, args.parents, args.places)
             print(f"seeded {args.parents} parents/children/links/sessions/tokens in {data['seconds']:.1f}s")
 
+            pids = {name: p.pid for name, p in stack.processes.items()} | {"client": os.getpid()}
+
+            def measured(run: Any) -> dict[str, Any]:
+                """`run()`'s figures, with the CPU each process spent per operation meanwhile."""
+                before = cpu_seconds(pids)
+                figures = run()
+                after = cpu_seconds(pids)
+                spent = {k: after[k] - before[k] for k in after if k in before}
+                return {
+                    **figures,
+                    "cpu_ms_per_op": {k: 1000 * v / figures["requests"] for k, v in spent.items()},
+                }
+
             if not args.skip_ab:
                 echo = base + "/api/v1/_bench/echo"
                 load(echo, 2, args.concurrency)  # warm-up
                 load_per_parent(2, args.concurrency, calendar_step(base, data))
-                results["echo"] = load(echo, args.seconds, args.concurrency)
-                results["calendar"] = load_per_parent(
-                    args.seconds, args.concurrency, calendar_step(base, data)
+                results["echo"] = measured(lambda: load(echo, args.seconds, args.concurrency))
+                results["calendar"] = measured(
+                    lambda: load_per_parent(args.seconds, args.concurrency, calendar_step(base, data))
                 )
-                results["echo2"] = load(echo, args.seconds, args.concurrency)
-                results["cart"] = load_per_parent(args.seconds, args.concurrency, cart_step(base, data))
+                results["echo2"] = measured(lambda: load(echo, args.seconds, args.concurrency))
+                results["cart"] = measured(
+                    lambda: load_per_parent(args.seconds, args.concurrency, cart_step(base, data))
+                )
 
-            started = time.perf_counter()
-            failed_prep = prepare_rush(base, data, args.concurrency)
-            print(
-                f"rush carts prepared through the API in {time.perf_counter() - started:.1f}s "
-                f"({failed_prep} failed)"
-            )
-            results["rush"] = rush(base, data, args.rush_connections)
-            time.sleep(1)
-            results["db"] = rush_day_in_database(uris["booking"], data["rush"], data["rush_day"])
+            if not args.skip_rush:
+                started = time.perf_counter()
+                failed_prep = prepare_rush(base, data, args.concurrency)
+                print(
+                    f"rush carts prepared through the API in {time.perf_counter() - started:.1f}s "
+                    f"({failed_prep} failed)"
+                )
+                # the same release of as many parents on the bare echo: what this machine can answer at
+                # best, whatever a validation costs
+                results["rush_echo"] = rush(echo_request(base), args.parents, args.rush_connections)
+                cpu_before = cpu_seconds(pids)
+                results["rush"] = rush(validate_request(base, data), args.parents, args.rush_connections)
+                cpu_after = cpu_seconds(pids)
+                results["rush_cpu"] = {k: cpu_after[k] - cpu_before[k] for k in cpu_after if k in cpu_before}
+                time.sleep(1)
+                results["db"] = rush_day_in_database(uris["booking"], data["rush"], data["rush_day"])
             logs = {p.name: p.read_text(errors="replace")[-3000:] for p in (workdir / "logs").glob("*.log")}
         finally:
             stack.stop()
@@ -522,35 +637,8 @@ def main() -> int:
             {"echo (HTTP->RPC floor)": results["echo2"], "5-day cart (2 HTTP calls)": results["cart"]},
             results["echo2"]["rps"],
         )
-    r = results["rush"]
-    confirmed = r["outcomes"].get("confirmed", 0)
-    waitlisted = r["outcomes"].get("waitlisted", 0)
-    failed = args.parents - confirmed - waitlisted
-    print(
-        f"\n(c) opening rush: {args.parents} parents, {args.places} places, "
-        f"{r['threads']} concurrent connections released by a barrier"
-    )
-    print(
-        f"  confirmed {confirmed}, waitlisted {waitlisted}, failed {failed} (HTTP statuses {r['statuses']})"
-    )
-    print(f"  5xx {r['5xx']}, answered {r['answered']}/{args.parents}")
-    print(
-        f"  latency from the release: p50 {r['p50']:.2f}s, p99 {r['p99']:.2f}s, max {r['max']:.2f}s; "
-        f"per request once sent: p50 {r['own_p50']:.2f}s, p99 {r['own_p99']:.2f}s"
-    )
-    print(f"  wall time {r['wall']:.2f}s ({args.parents / r['wall']:.0f} validations/s)")
-    print(f"  database: {results['db']}")
-    exact = confirmed == args.places and results["db"]["bookings"].get("confirmed") == args.places
-    print(
-        f"  exactly {args.places} confirmed: {'yes' if exact else 'NO'}; "
-        f"no 5xx: {'yes' if not r['5xx'] else 'NO'}; "
-        f"every parent answered: {'yes' if r['answered'] == args.parents else 'NO'}; "
-        f"p99 < 10 s: {'yes' if r['p99'] < 10 else 'NO'}"
-    )
-    if r["5xx"] or r["answered"] != args.parents:
-        for name, tail in sorted(logs.items()):
-            if "Error" in tail or "Traceback" in tail:
-                print(f"\n--- tail of {name} ---\n{tail[-1500:]}")
+    if "rush" in results:
+        print_rush(args, results, logs)
     return 0
 
 

@@ -225,9 +225,15 @@ def load_query(request: Request, schema: type[Schema]) -> dict[str, Any]:
     return _load(schema, request.args.to_dict(flat=True), "Certains paramètres sont invalides")
 
 
+_instances: dict[type[Schema], Schema] = {}
+
+
 def _load(schema: type[Schema], data: dict[str, Any], problem: str) -> dict[str, Any]:
+    # one instance per schema: marshmallow builds (deep-copies) every field when a schema is made,
+    # which cost more than the validation itself; load() keeps no state between calls
+    instance = _instances.get(schema) or _instances.setdefault(schema, schema())
     try:
-        return schema().load(data)
+        return instance.load(data)
     except ValidationError as exc:
         names = ", ".join(sorted(map(str, exc.messages)))
         raise ValidationFailed(f"{problem} : {names}.", {"fields": exc.messages}) from None

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from nameko.events import event_handler
-from nameko.rpc import rpc
 
 from services.billing import (
     access,
@@ -46,7 +45,7 @@ from services.common.context import Caller, CallerProvider, require_account, req
 from services.common.db import Database
 from services.common.health import readiness
 from services.common.messaging import OutboxRelay
-from services.common.rpc import ServiceRpc
+from services.common.rpc import ServiceRpc, rpc
 
 EXPECTED = (errors.ServiceError,)
 

@@ -8,7 +8,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from services.booking import capacity, days, views
@@ -17,6 +17,38 @@ from services.booking.day_state import BOOKING_STATUSES, day_state
 from services.booking.models import ACTIVE_STATUSES, CANCELLED, Activity, Attendance, Booking
 
 Key = tuple[str, dt.date]
+
+
+_BOOKING = Booking.__table__
+_ATTENDANCE = Attendance.__table__
+# built once (Core, bound parameters): the calendar is the most asked view, and a statement built per
+# call costs more to build and cache-key than to run
+_CHILD_DAYS = (
+    select(
+        _BOOKING.c.id,
+        _BOOKING.c.activity_id,
+        _BOOKING.c.date,
+        _BOOKING.c.status,
+        _ATTENDANCE.c.status.label("mark"),
+    )
+    .select_from(
+        _BOOKING.outerjoin(
+            _ATTENDANCE,
+            and_(
+                _ATTENDANCE.c.activity_id == _BOOKING.c.activity_id,
+                _ATTENDANCE.c.child_id == _BOOKING.c.child_id,
+                _ATTENDANCE.c.date == _BOOKING.c.date,
+            ),
+        )
+    )
+    .where(
+        _BOOKING.c.child_id == bindparam("child_id"),
+        _BOOKING.c.activity_id.in_(bindparam("activity_ids", expanding=True)),
+        _BOOKING.c.date.between(bindparam("first"), bindparam("last")),
+        _BOOKING.c.status.in_((*ACTIVE_STATUSES, CANCELLED)),
+    )
+    .order_by(_BOOKING.c.created_at, _BOOKING.c.id)
+)
 
 
 def child_days(
@@ -28,22 +60,7 @@ def child_days(
     if not activity_ids:
         return {}, {}
     rows = session.execute(
-        select(Booking.id, Booking.activity_id, Booking.date, Booking.status, Attendance.status.label("mark"))
-        .outerjoin(
-            Attendance,
-            and_(
-                Attendance.activity_id == Booking.activity_id,
-                Attendance.child_id == Booking.child_id,
-                Attendance.date == Booking.date,
-            ),
-        )
-        .where(
-            Booking.child_id == child_id,
-            Booking.activity_id.in_(activity_ids),
-            Booking.date.between(first, last),
-            Booking.status.in_((*ACTIVE_STATUSES, CANCELLED)),
-        )
-        .order_by(Booking.created_at, Booking.id)
+        _CHILD_DAYS, {"child_id": child_id, "activity_ids": activity_ids, "first": first, "last": last}
     ).all()
     found: dict[Key, Any] = {}
     marks: dict[Key, str] = {}
@@ -102,8 +119,8 @@ class DayFacts:
             "activity_name": activity.name,
             "state": state,
             "places_left": places_left,
-            "book_until": days.iso(book_until),
-            "cancel_until": days.iso(rules.cancel_until(day)),
+            "book_until": rules.book_until_text(day),
+            "cancel_until": rules.cancel_until_text(day),
             "booking_id": booking.id if active else None,
         }
 

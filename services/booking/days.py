@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -40,6 +40,11 @@ class ActivityDays:
     cancellation_rule: Rule
     closed_days: frozenset[dt.date]
     is_working_day: Callable[[dt.date], bool]
+    # deadlines already computed, per (rule kind, day): they depend only on the rules above, and the
+    # calendar's cached ActivityDays answer the same days for every parent of the commune
+    _deadlines: dict[tuple[str, dt.date], tuple[dt.datetime | None, str | None]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def of(cls, activity: Activity, closures: Iterable[Closure]) -> ActivityDays:
@@ -84,11 +89,26 @@ class ActivityDays:
         )
 
     def book_until(self, day: dt.date) -> dt.datetime | None:
-        return deadline(self.booking_rule, day, self.tz, self.is_working_day)
+        return self._deadline("book", self.booking_rule, day)[0]
 
     def cancel_until(self, day: dt.date) -> dt.datetime | None:
         """None: cancellations are never allowed (Never)."""
-        return deadline(self.cancellation_rule, day, self.tz, self.is_working_day)
+        return self._deadline("cancel", self.cancellation_rule, day)[0]
+
+    def book_until_text(self, day: dt.date) -> str | None:
+        """book_until as the API writes it (ISO 8601)."""
+        return self._deadline("book", self.booking_rule, day)[1]
+
+    def cancel_until_text(self, day: dt.date) -> str | None:
+        return self._deadline("cancel", self.cancellation_rule, day)[1]
+
+    def _deadline(self, kind: str, rule: Rule, day: dt.date) -> tuple[dt.datetime | None, str | None]:
+        key = (kind, day)
+        found = self._deadlines.get(key)
+        if found is None:
+            moment = deadline(rule, day, self.tz, self.is_working_day)
+            found = self._deadlines[key] = (moment, iso(moment))
+        return found
 
     @property
     def cancellation_never(self) -> bool:

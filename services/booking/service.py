@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from nameko.events import event_handler
-from nameko.rpc import rpc
 
 from services.booking import (
     access,
@@ -33,7 +32,7 @@ from services.common.context import Caller, CallerProvider
 from services.common.db import Database
 from services.common.health import readiness
 from services.common.messaging import OutboxRelay
-from services.common.rpc import ServiceRpc
+from services.common.rpc import ServiceRpc, rpc
 from services.common.ttl_cache import TtlCache
 
 EXPECTED = (errors.ServiceError,)

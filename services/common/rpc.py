@@ -8,8 +8,17 @@ from __future__ import annotations
 from typing import Any
 
 import eventlet
+import nameko.rpc
+from nameko.amqp.publish import Publisher
+from nameko.constants import (
+    AMQP_SSL_CONFIG_KEY,
+    AMQP_URI_CONFIG_KEY,
+    DEFAULT_SERIALIZER,
+    LOGIN_METHOD_CONFIG_KEY,
+    SERIALIZER_CONFIG_KEY,
+)
 from nameko.exceptions import UnknownService
-from nameko.rpc import RpcProxy
+from nameko.rpc import RpcProxy, get_rpc_exchange
 
 from services.common.errors import ServiceTimeout, ServiceUnavailable
 
@@ -60,3 +69,41 @@ class ServiceRpc(RpcProxy):
 
     def get_dependency(self, worker_ctx: Any) -> DeadlineProxy:
         return DeadlineProxy(super().get_dependency(worker_ctx), self.target_service, self.timeout)
+
+
+# --- the serving side: `@rpc` for every service --------------------------------------------------
+
+
+class _ReplyPublisher(Publisher):
+    # A reply the broker loses is a timeout for the caller, confirmed or not: waiting for the broker's
+    # confirmation of every reply only cost each call a round trip (requests keep theirs: they are
+    # how a call to a service that is not running fails at once, UnknownService).
+    use_confirms = False
+
+
+class _Responder(nameko.rpc.Responder):
+    publisher_cls = _ReplyPublisher
+
+
+class _RpcConsumer(nameko.rpc.RpcConsumer):
+    def handle_result(self, message: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
+        """nameko's, with replies published without confirms (_ReplyPublisher)."""
+        config = self.container.config
+        responder = _Responder(
+            config[AMQP_URI_CONFIG_KEY],
+            get_rpc_exchange(config),
+            config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER),
+            message,
+            ssl=config.get(AMQP_SSL_CONFIG_KEY),
+            login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
+        )
+        result, exc_info = responder.send_response(result, exc_info)
+        self.queue_consumer.ack_message(message)
+        return result, exc_info
+
+
+class Rpc(nameko.rpc.Rpc):
+    rpc_consumer = _RpcConsumer()
+
+
+rpc = Rpc.decorator

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from nameko.events import event_handler
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from services.common import errors
@@ -15,7 +14,7 @@ from services.common.context import Caller, CallerProvider, require_internal
 from services.common.db import Database
 from services.common.health import readiness
 from services.common.messaging import OutboxRelay
-from services.common.rpc import ServiceRpc
+from services.common.rpc import ServiceRpc, rpc
 from services.communes import access, adhesion, agents, communes, events, families, throttle, views
 from services.communes.models import Base, OutboxEvent
 from services.communes.settings import CommunesSettings, Settings

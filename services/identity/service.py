@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from nameko.dependency_providers import Config
-from nameko.rpc import rpc
 
 from services.common import errors
 from services.common.context import Caller, CallerProvider, require_internal
 from services.common.db import Database
 from services.common.health import readiness
 from services.common.messaging import OutboxRelay
+from services.common.rpc import rpc
 from services.identity import accounts, keys, oidc
 from services.identity.models import Base, OutboxEvent
 from services.identity.settings import IdentitySettings

@@ -7,14 +7,13 @@ from typing import Any
 
 from nameko.dependency_providers import Config
 from nameko.events import event_handler
-from nameko.rpc import rpc
 
 from services.common import errors
 from services.common.context import Caller, CallerProvider, require_internal
 from services.common.db import Database
 from services.common.health import readiness
 from services.common.messaging import OutboxRelay
-from services.common.rpc import ServiceRpc
+from services.common.rpc import ServiceRpc, rpc
 from services.notify import events, inbound
 from services.notify.models import Base, OutboxEvent
 from services.notify.sender import MailSender
