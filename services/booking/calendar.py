@@ -97,30 +97,29 @@ class DayFacts:
 
     def describe(self, activity_id: str, day: dt.date, now: dt.datetime) -> dict[str, Any]:
         rules = self.days[activity_id]
-        activity = rules.activity
+        facts = rules.day_rules(day)
         booking = self.bookings.get((activity_id, day))
-        cap, taken = self.places.get((activity_id, day), (activity.capacity, 0))
+        cap, taken = self.places.get((activity_id, day), (rules.capacity, 0))
         places_left = max(cap - taken, 0)
-        book_until = rules.book_until(day)
         status = booking.status if booking is not None and booking.status in BOOKING_STATUSES else None
         state = day_state(
             now=now,
-            closed=rules.closed(day) or not rules.scheduled(day),
+            closed=not facts.open,
             eligible=rules.eligible(self.child, day),
             booking_status=status,
             attendance=self.attendance.get((activity_id, day)),
             places_left=places_left,
-            book_until=book_until,
+            book_until=facts.book_until,
         )
         active = booking is not None and booking.status in ACTIVE_STATUSES
         return {
-            "date": day.isoformat(),
+            "date": facts.date_text,
             "activity_id": activity_id,
-            "activity_name": activity.name,
+            "activity_name": rules.name,
             "state": state,
             "places_left": places_left,
-            "book_until": rules.book_until_text(day),
-            "cancel_until": rules.cancel_until_text(day),
+            "book_until": facts.book_until_text,
+            "cancel_until": facts.cancel_until_text,
             "booking_id": booking.id if active else None,
         }
 

@@ -31,6 +31,18 @@ def closure_days(closures: Iterable[Closure]) -> frozenset[dt.date]:
     return frozenset(days)
 
 
+@dataclass(frozen=True)
+class DayRules:
+    """What a day of an activity is, whoever asks: its ISO date, whether it is open at all (scheduled
+    and not closed), and its deadlines (instants and their ISO texts)."""
+
+    date_text: str
+    open: bool
+    book_until: dt.datetime | None
+    book_until_text: str | None
+    cancel_until_text: str | None
+
+
 @dataclass
 class ActivityDays:
     activity: Activity
@@ -45,6 +57,20 @@ class ActivityDays:
     _deadlines: dict[tuple[str, dt.date], tuple[dt.datetime | None, str | None]] = field(
         default_factory=dict, repr=False, compare=False
     )
+    _days: dict[dt.date, DayRules] = field(default_factory=dict, repr=False, compare=False)
+    # plain copies of the activity's fields the calendar reads for every day (an ORM attribute read
+    # costs a microsecond, and a month's calendar made hundreds of them)
+    capacity: int = field(init=False, repr=False, compare=False)
+    name: str = field(init=False, repr=False, compare=False)
+    _eligibility: tuple[str, int | None, int | None, frozenset[str] | None] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        activity = self.activity
+        self.capacity, self.name = activity.capacity, activity.name
+        classes = frozenset(activity.classes) if activity.classes else None
+        self._eligibility = (activity.commune_id, activity.min_age, activity.max_age, classes)
 
     @classmethod
     def of(cls, activity: Activity, closures: Iterable[Closure]) -> ActivityDays:
@@ -72,20 +98,29 @@ class ActivityDays:
             day += _ONE_DAY
         return found
 
+    def day_rules(self, day: dt.date) -> DayRules:
+        """The day's DayRules, computed once per ActivityDays (the calendar's are cached and shared)."""
+        found = self._days.get(day)
+        if found is None:
+            book = self._deadline("book", self.booking_rule, day)
+            found = self._days[day] = DayRules(
+                date_text=day.isoformat(),
+                open=self.scheduled(day) and not self.closed(day),
+                book_until=book[0],
+                book_until_text=book[1],
+                cancel_until_text=self.cancel_until_text(day),
+            )
+        return found
+
     def closed(self, day: dt.date) -> bool:
         return day in self.closed_days
 
     def eligible(self, child: ChildInfo | None, day: dt.date) -> bool:
-        if child is None or child.commune_id != self.activity.commune_id:
+        commune_id, min_age, max_age, classes = self._eligibility
+        if child is None or child.commune_id != commune_id:
             return False
-        activity = self.activity
         return is_eligible(
-            child.birth_date,
-            child.class_name,
-            day,
-            min_age=activity.min_age,
-            max_age=activity.max_age,
-            classes=frozenset(activity.classes) if activity.classes else None,
+            child.birth_date, child.class_name, day, min_age=min_age, max_age=max_age, classes=classes
         )
 
     def book_until(self, day: dt.date) -> dt.datetime | None:
