@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from urllib.parse import urlsplit
 
 from kombu import Connection
 
@@ -20,6 +21,7 @@ VAR = REPO_ROOT / "var"
 def local_env() -> dict[str, str]:
     """Defaults for whatever the environment does not set."""
     port = os.environ.get("GATEWAY_PORT", "8000")
+    invoices = urlsplit(os.environ.get("INVOICES_PUBLIC_URL") or "http://localhost:8001")
     defaults = {
         "AMQP_URI": "amqp://guest:guest@localhost:5672/",
         "IDENTITY_DB_URI": f"sqlite:///{VAR / 'identity.db'}",
@@ -34,6 +36,8 @@ def local_env() -> dict[str, str]:
         # the invoices site (its own port; identity registers http://localhost:8001/auth/callback)
         "INVOICES_WEB_ADDRESS": f"{os.environ.get('GATEWAY_HOST', '127.0.0.1')}:8001",
         "GATEWAY_URL": f"http://127.0.0.1:{port}",
+        # the demo payment page links back to the invoices site (its ?return_to= on this origin only)
+        "PAYMENT_RETURN_ORIGINS": f"{invoices.scheme}://{invoices.netloc}",
     }
     return {key: os.environ.get(key) or value for key, value in defaults.items()}
 

@@ -4,8 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from services.common.config import is_production, required_secret
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def url_origin(url: str) -> str | None:
+    """scheme://host:port of an http(s) URL (default port made explicit), None for anything else."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
+        return None
+    return f"{scheme}://{parts.hostname.lower()}:{port if port is not None else DEFAULT_PORTS[scheme]}"
+
 
 LOCAL_SESSION_SECRET = "local-invoices-session-secret"  # noqa: S105 (the local default, refused in production)
 
@@ -15,6 +32,7 @@ class SiteSettings:
     public_url: str = "http://localhost:8001"
     gateway_url: str = "http://localhost:8000"
     issuer: str = "http://localhost:8000"
+    gateway_public_url: str = "http://localhost:8000"  # PUBLIC_URL: where browsers reach the gateway
     client_id: str = "invoices"
     client_secret: str | None = field(default=None, repr=False)
     session_secret: str = field(default=LOCAL_SESSION_SECRET, repr=False)
@@ -34,6 +52,7 @@ class SiteSettings:
             public_url=public_url,
             gateway_url=str(config.get("GATEWAY_URL") or cls.gateway_url).rstrip("/"),
             issuer=issuer,
+            gateway_public_url=str(config.get("PUBLIC_URL") or cls.gateway_public_url).rstrip("/"),
             client_id=str(config.get("OIDC_CLIENT_ID") or cls.client_id),
             client_secret=str(config.get("OIDC_CLIENT_SECRET") or "") or None,
             session_secret=required_secret(config, "SESSION_SECRET", LOCAL_SESSION_SECRET),
@@ -49,6 +68,15 @@ class SiteSettings:
     @property
     def post_logout_redirect_uri(self) -> str:
         return self.public_url + "/"
+
+    @property
+    def gateway_origins(self) -> frozenset[str]:
+        """The origins (scheme://host:port) of the gateway as browsers and this site reach it."""
+        return frozenset(
+            origin
+            for origin in map(url_origin, (self.gateway_public_url, self.issuer, self.gateway_url))
+            if origin is not None
+        )
 
     @property
     def secure_cookies(self) -> bool:

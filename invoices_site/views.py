@@ -8,7 +8,7 @@ import logging
 import re
 import secrets
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import requests
 from werkzeug.wrappers import Request, Response
@@ -28,7 +28,7 @@ from invoices_site.session import (
     SignedIn,
     csrf_matches,
 )
-from invoices_site.settings import SiteSettings
+from invoices_site.settings import SiteSettings, url_origin
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +243,15 @@ class Site:
         response.call_on_close(upstream.close)
         return response
 
+    def with_return(self, checkout_url: str, page: str) -> str:
+        """The gateway's own checkout page (the demo provider's) gets `return_to`, the invoice's page
+        here, so it can link back; a provider elsewhere (Stripe) gets its URL untouched."""
+        if url_origin(checkout_url) not in self.settings.gateway_origins:
+            return checkout_url
+        parts = urlsplit(checkout_url)
+        back = urlencode({"return_to": self.settings.public_url + page})
+        return urlunsplit(parts._replace(query=f"{parts.query}&{back}" if parts.query else back))
+
     def pay(self, request: Request, invoice_id: str) -> Response:
         if not valid_id(invoice_id):
             return self.message(404, "Facture", "Cette facture est introuvable.")
@@ -269,7 +278,7 @@ class Site:
         if payment.get("status") == "succeeded":
             return redirect(page, 303)  # covered at once (family credit): nothing to pay online
         if isinstance(checkout_url, str) and urlsplit(checkout_url).scheme in ("http", "https"):
-            return redirect(checkout_url, 303)
+            return redirect(self.with_return(checkout_url, page), 303)
         return self.message(
             409,
             "Paiement",

@@ -6,12 +6,19 @@ The demo page is a plain HTML form (no JavaScript, so the strict Content-Securit
 pages holds); POST /payments/demo/{id} also takes JSON {"outcome"} and then answers JSON. Billing's
 demo_payment / demo_outcome answer anyone for a demo payment and refuse in production
 (DEMO_PROVIDER_DISABLED), which the gateway shows as 404, as it does an unknown id: in production the
-page does not exist (the gateway also checks ENVIRONMENT itself, before any RPC)."""
+page does not exist (the gateway also checks ENVIRONMENT itself, before any RPC).
+
+`?return_to=<url>` (carried by the form in a hidden field) adds a link back to where the parent came
+from (the invoices site's invoice page), like a real provider's return URL, only when the URL's origin
+is one of PAYMENT_RETURN_ORIGINS (or the gateway's own PUBLIC_URL origin); anything else is dropped and
+never echoed (no open redirect)."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from werkzeug.wrappers import Request, Response
@@ -30,11 +37,57 @@ MAX_SIGNATURE_HEADER = 2048
 DEMO_PROVIDER = "demo"
 DEMO_DISABLED = "DEMO_PROVIDER_DISABLED"
 TITLE = "Paiement de test"
+MAX_RETURN_URL = 2000
+LOCAL_RETURN_ORIGIN = "http://localhost:8001"  # the invoices site on its local default
+DEFAULT_PORTS = {"http": 80, "https": 443}
+URL_CHARACTERS = frozenset(chr(code) for code in range(0x21, 0x7F)) - {"\\", '"', "<", ">", "`"}
 
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).resolve().parents[1] / "templates"),
     autoescape=select_autoescape(["html"]),
 )
+
+
+Origin = tuple[str, str, int]
+
+
+def origin_of(url: object) -> Origin | None:
+    """(scheme, host, port) of an absolute http(s) URL without userinfo, or None for anything else
+    (relative or scheme-relative URLs, other schemes, user:password@, bad ports, stray characters)."""
+    if not isinstance(url, str) or not url or len(url) > MAX_RETURN_URL:
+        return None
+    if not set(url) <= URL_CHARACTERS:  # whitespace, controls, backslashes, quotes, non-ASCII
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or "@" in parts.netloc or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port if port is not None else DEFAULT_PORTS[scheme]
+
+
+@lru_cache(maxsize=8)
+def parse_origins(setting: str, public_url: str) -> frozenset[Origin]:
+    """The allowlist: each comma-separated origin of the setting, plus the gateway's own."""
+    origins = {origin_of(item.strip()) for item in setting.split(",")} | {origin_of(public_url)}
+    origins.discard(None)
+    return frozenset(origins)  # type: ignore[arg-type]
+
+
+def return_origins(config: dict[str, Any]) -> frozenset[Origin]:
+    setting = config.get("PAYMENT_RETURN_ORIGINS")
+    setting = LOCAL_RETURN_ORIGIN if setting is None else str(setting)
+    return parse_origins(setting, str(config.get("PUBLIC_URL") or "http://localhost:8000"))
+
+
+def allowed_return(value: object, origins: frozenset[Origin]) -> str | None:
+    """`value` if it is an http(s) URL on one of `origins` (scheme, host and port all equal), else
+    None: the page then shows no link and never repeats the value."""
+    origin = origin_of(value)
+    return value if origin is not None and origin in origins else None  # type: ignore[return-value]
 
 
 class InvalidWebhookSignature(ServiceError):
@@ -73,8 +126,8 @@ def demo_page(status: int = 200, **context: Any) -> Response:
     return response
 
 
-def not_found_page() -> Response:
-    return demo_page(404, error=True, message="Ce paiement de test est introuvable.")
+def not_found_page(return_to: str | None = None) -> Response:
+    return demo_page(404, error=True, message="Ce paiement de test est introuvable.", return_to=return_to)
 
 
 def is_form(request: Request) -> bool:
@@ -115,24 +168,26 @@ class PaymentPageRoutes:
     @route(
         "GET",
         "/payments/demo/<payment_id>",
-        summary="The demo provider's TEST payment page (HTML, French); 404 in production",
+        summary="The demo provider's TEST payment page (HTML, French); optional ?return_to=<url> "
+        "(shown as a link back only on an origin of PAYMENT_RETURN_ORIGINS); 404 in production",
         tag="payments",
         responses={200: "text/html", 404: "Unknown payment, not a demo payment, or production"},
     )
     def demo_payment_page(self, request: Request, payment_id: str) -> Response:
         if is_production(self.config):
             return not_found_page()
+        back = self._return_to(request.args.get("return_to"))
         try:
             payment_id = checked_id(payment_id)
             self.anonymous(request)
             payment = self.billing.demo_payment(payment_id)
         except ServiceError as exc:
             if hidden_from_demo(exc):
-                return not_found_page()
-            return demo_page(exc.status, error=True, message=exc.message)
+                return not_found_page(back)
+            return demo_page(exc.status, error=True, message=exc.message, return_to=back)
         if payment.get("provider") != DEMO_PROVIDER:
-            return not_found_page()
-        return demo_page(payment=page_context(payment))
+            return not_found_page(back)
+        return demo_page(payment=page_context(payment), return_to=back)
 
     @route(
         "POST",
@@ -165,17 +220,21 @@ class PaymentPageRoutes:
         if request.content_length and request.content_length > MAX_BODY_BYTES:
             return demo_page(413, error=True, message="Le formulaire envoyé est trop volumineux.")
         request.max_form_memory_size = MAX_BODY_BYTES  # a chunked body has no length to check first
+        back = self._return_to(request.form.get("return_to") or request.args.get("return_to"))
         outcome = request.form.get("outcome", "")
         if outcome not in OUTCOMES:
-            return demo_page(400, error=True, message="Choisissez « accepté » ou « refusé ».")
+            return demo_page(400, error=True, message="Choisissez « accepté » ou « refusé ».", return_to=back)
         try:
             payment_id = checked_id(payment_id)
             self.anonymous(request)
             payment = self.billing.demo_outcome(payment_id, outcome)
         except ServiceError as exc:
             if hidden_from_demo(exc):
-                return not_found_page()
-            return demo_page(exc.status, error=True, message=exc.message)
+                return not_found_page(back)
+            return demo_page(exc.status, error=True, message=exc.message, return_to=back)
         texts = INVOICE_RESULT_TEXT if payment.get("invoice_id") else RESULT_TEXT
         message = texts[outcome] if payment.get("status") == outcome else None
-        return demo_page(payment=page_context(payment), message=message)
+        return demo_page(payment=page_context(payment), message=message, return_to=back)
+
+    def _return_to(self, value: object) -> str | None:
+        return allowed_return(value, return_origins(self.config))

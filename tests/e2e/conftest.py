@@ -156,6 +156,8 @@ def platform_env(pg_databases, rabbit_vhosts, tmp_path_factory):
         "OIDC_INVOICES_POST_LOGOUT_URIS": f"http://localhost:8001/,http://localhost:{site_port}/",
         "INVOICES_WEB_ADDRESS": f"127.0.0.1:{site_port}",
         "INVOICES_PUBLIC_URL": f"http://localhost:{site_port}",
+        # the gateway's demo payment page may link back to the invoices site (?return_to=)
+        "PAYMENT_RETURN_ORIGINS": f"http://localhost:{site_port}",
         "GATEWAY_URL": f"http://127.0.0.1:{port}",
         "LOG_LEVEL": "INFO",
     }

@@ -16,7 +16,7 @@ import json
 import time
 from collections import defaultdict
 from types import SimpleNamespace
-from urllib.parse import urlparse, urlsplit
+from urllib.parse import parse_qs, urlparse, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -336,8 +336,9 @@ def test_a_month_of_postpaid_days_invoiced_emailed_paid_and_exported(platform, a
 def pays_on_the_invoices_site(browser, site_url, issuer, email, password, number):
     """Signed in on the portal, the parent opens the invoices site (no password asked again), opens
     the invoice, downloads its PDF, clicks "Payer", chooses the successful outcome on the demo
-    payment page, and comes back to the site where the invoice reads "Payée". Runs in its own process
-    (tests/browser.py); asserts what only the browser can see and reports the rest."""
+    payment page, and comes back through that page's "Retour à la facture" link to the site, where the
+    invoice reads "Payée". Runs in its own process (tests/browser.py); asserts what only the browser can
+    see and reports the rest."""
     context = new_context(browser, accept_downloads=True)
     page = context.new_page()
     sign_in_on_portal(context, page, issuer, email, password)
@@ -385,8 +386,11 @@ def pays_on_the_invoices_site(browser, site_url, issuer, email, password, number
     page.get_by_role("status").wait_for()
     outcome_text = page.locator("main").inner_text()
 
-    # back on the invoices site: the invoice is paid (billing settles it from the payment's event)
-    page.goto(site_url + invoice_path)
+    # back on the invoices site through the page's link: the invoice is paid (billing settles it from
+    # the payment's event)
+    page.get_by_role("link", name="Retour à la facture").click()
+    page.wait_for_url(site_url + invoice_path)
+    back_url = page.url
     deadline = time.monotonic() + 20
     status = page.locator("dd[class^=status-]")
     while status.inner_text() != "Payée" and time.monotonic() < deadline:
@@ -407,6 +411,7 @@ def pays_on_the_invoices_site(browser, site_url, issuer, email, password, number
         "demo_url": demo_url,
         "demo_text": demo_text,
         "outcome_text": outcome_text,
+        "back_url": back_url,
         "paid_text": paid_text,
         "pay_buttons": pay_buttons,
         "paid_list_text": paid_list_text,
@@ -458,6 +463,10 @@ def test_the_parent_pays_the_month_on_the_invoices_site_in_a_browser(platform, a
     assert "\nFacture" in seen["demo_text"] and f"Montant à payer :\n\n{euros(total)}" in seen["demo_text"]
     assert "En attente de paiement" in seen["demo_text"], seen["demo_text"]
     assert "Paiement de test accepté. Votre facture est réglée." in seen["outcome_text"], seen
+    # the invoices site sent its invoice page along (?return_to=), and the page's link went back there
+    assert parse_qs(demo.query)["return_to"] == [site_url + seen["invoice_path"]], seen["demo_url"]
+    assert "Retour à la facture" in seen["outcome_text"], seen["outcome_text"]
+    assert seen["back_url"] == site_url + seen["invoice_path"], seen["back_url"]
     # back on the invoices site: paid, nothing left to pay, no "Payer" button
     assert "Statut\nPayée" in seen["paid_text"], seen["paid_text"]
     assert f"Reste à payer\n{euros(0)}" in seen["paid_text"] and seen["pay_buttons"] == 0

@@ -2,6 +2,7 @@
 French formatting of amounts and dates."""
 
 import io
+from urllib.parse import quote
 
 import pytest
 from test_gateway_billing import PAYMENT, Fake, call, gateway, payment, request
@@ -9,6 +10,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from gateway.demo_page import euros, french_date, page_context
+from gateway.routes.payment_pages import allowed_return, return_origins
 from services.common.errors import NotFound, ServiceError, ServiceUnavailable
 
 DEMO = f"/payments/demo/{PAYMENT}"
@@ -155,6 +157,142 @@ def test_a_late_contrary_outcome_shows_the_payment_as_it_stands():
     svc = gateway(billing=Fake(demo_outcome=payment(status="succeeded")))
     html = call(svc.demo_payment_outcome, form_post("failed"), PAYMENT)[1]
     assert "Paiement accepté" in html and "Paiement de test refusé" not in html
+
+
+# --- the way back (?return_to=) ---------------------------------------------------------------
+
+ORIGINS = return_origins({"PAYMENT_RETURN_ORIGINS": "http://localhost:8001, https://factures.example"})
+BACK = "http://localhost:8001/factures/inv-1"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        BACK,
+        "http://localhost:8001/",
+        "http://LOCALHOST:8001/factures/inv-1?x=1#top",
+        "https://factures.example/factures/inv-1",
+        "https://factures.example:443/factures/inv-1",  # the default port, written out
+        "http://localhost:8000/payments",  # the gateway's own PUBLIC_URL origin (default here)
+    ],
+)
+def test_a_return_address_on_an_allowed_origin_is_kept(value):
+    assert allowed_return(value, ORIGINS) == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "http://evil.example/factures/inv-1",  # another host
+        "http://localhost.evil.example:8001/",
+        "https://localhost:8001/factures/inv-1",  # scheme mismatch
+        "http://factures.example/factures/inv-1",
+        "http://localhost:8002/factures/inv-1",  # port mismatch
+        "http://localhost/factures/inv-1",
+        "https://factures.example:8443/",
+        "javascript:alert(1)",
+        "javascript://localhost:8001/%0aalert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "//evil.example/factures",
+        "//localhost:8001/factures",  # scheme-relative: not an absolute address
+        "/factures/inv-1",
+        "http://localhost:8001@evil.example/",  # userinfo: the host is evil.example
+        "http://user:pw@localhost:8001/",
+        "http://localhost:8001\\@evil.example/",
+        "http://localhost:8001/x\r\nSet-Cookie: a=1",
+        'http://localhost:8001/"><script>alert(1)</script>',
+        "http://localhost:99999/",
+        "http://localhost:80x1/",
+        "http:///factures",
+        BACK + "?" + "a" * 2000,  # overlong
+        "",
+        None,
+        ["http://localhost:8001/"],
+    ],
+)
+def test_a_return_address_elsewhere_is_refused(value):
+    assert allowed_return(value, ORIGINS) is None
+
+
+def test_return_origins_default_to_the_local_invoices_site_and_the_gateway_itself():
+    origins = return_origins({"PUBLIC_URL": "https://portail.example/"})
+    assert origins == {("http", "localhost", 8001), ("https", "portail.example", 443)}
+    assert return_origins({"PAYMENT_RETURN_ORIGINS": "", "PUBLIC_URL": "http://p.test"}) == {
+        ("http", "p.test", 80)
+    }
+    assert return_origins({"PAYMENT_RETURN_ORIGINS": "nonsense, ftp://x.test"}) == {
+        ("http", "localhost", 8000)
+    }
+
+
+def demo_get(return_to):
+    return request("GET", f"{DEMO}?return_to={quote(return_to, safe='')}")
+
+
+def test_the_demo_page_links_back_to_an_allowed_return_address_escaped():
+    svc = gateway(billing=Fake(demo_payment=payment(invoice_id="inv-1")))
+    back = BACK + "?a=1&b=2"
+    status, html = call(svc.demo_payment_page, demo_get(back), PAYMENT)
+    assert status == 200
+    assert f'<a class="back" href="{BACK}?a=1&amp;b=2">Retour à la facture</a>' in html
+    assert f'name="return_to" value="{BACK}?a=1&amp;b=2"' in html  # the form carries it along
+
+
+def test_a_booking_payment_links_back_with_a_generic_label():
+    svc = gateway(billing=Fake(demo_payment=payment(status="succeeded")))
+    html = call(svc.demo_payment_page, demo_get("http://localhost:8001/"), PAYMENT)[1]
+    assert '<a class="back" href="http://localhost:8001/">Retour au site</a>' in html
+    assert "Vous pouvez fermer cette page" not in html
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "http://evil.example/",
+        "javascript:alert(1)",
+        "//evil.example",
+        "http://localhost:8001@evil.example/",
+        'http://localhost:8001/"><script>alert(1)</script>',
+        BACK + "?" + "a" * 2000,
+    ],
+)
+def test_the_demo_page_shows_no_link_for_another_return_address_nor_repeats_it(value):
+    svc = gateway(billing=Fake(demo_payment=payment(invoice_id="inv-1")))
+    status, html = call(svc.demo_payment_page, demo_get(value), PAYMENT)
+    assert status == 200 and 'class="back"' not in html and 'name="return_to"' not in html
+    assert "Retour à la facture" not in html
+    assert "evil" not in html and "script>alert" not in html and "aaaaaaaaaa" not in html
+
+
+def test_the_allowlist_is_the_setting():
+    svc = gateway(billing=Fake(demo_payment=payment(invoice_id="inv-1")))
+    svc.config = {**svc.config, "PAYMENT_RETURN_ORIGINS": "https://factures.example"}
+    html = call(svc.demo_payment_page, demo_get(BACK), PAYMENT)[1]
+    assert 'class="back"' not in html
+    html = call(svc.demo_payment_page, demo_get("https://factures.example/factures/inv-1"), PAYMENT)[1]
+    assert '<a class="back" href="https://factures.example/factures/inv-1">' in html
+
+
+def test_the_result_page_after_the_form_links_back():
+    billing = Fake(demo_outcome=lambda pid, outcome: payment(status=outcome, invoice_id="inv-1"))
+    svc = gateway(billing=billing)
+    req = request("POST", DEMO, raw=f"outcome=succeeded&return_to={quote(BACK, safe='')}".encode())
+    req.environ["CONTENT_TYPE"] = "application/x-www-form-urlencoded"
+    status, html = call(svc.demo_payment_outcome, req, PAYMENT)
+    assert status == 200 and "Votre facture est réglée" in html
+    assert f'<a class="back" href="{BACK}">Retour à la facture</a>' in html
+    evil = request("POST", DEMO, raw=b"outcome=failed&return_to=http%3A%2F%2Fevil.example%2F")
+    evil.environ["CONTENT_TYPE"] = "application/x-www-form-urlencoded"
+    status, html = call(svc.demo_payment_outcome, evil, PAYMENT)
+    assert status == 200 and 'class="back"' not in html and "evil" not in html
+
+
+def test_an_unknown_payment_still_links_back_but_never_elsewhere():
+    svc = gateway(billing=Fake(demo_payment=NotFound()))
+    status, html = call(svc.demo_payment_page, demo_get(BACK), PAYMENT)
+    assert status == 404 and f'<a class="back" href="{BACK}">Retour au site</a>' in html
+    status, html = call(svc.demo_payment_page, demo_get("http://evil.example/"), PAYMENT)
+    assert status == 404 and 'class="back"' not in html
 
 
 # --- formatting -------------------------------------------------------------------------------

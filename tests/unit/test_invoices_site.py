@@ -255,3 +255,13 @@ def test_local_defaults_work_and_production_refuses_them():
     )
     assert production.secure_cookies and production.issuer == "https://id.example"
     assert production.post_logout_redirect_uri == "https://factures.example/"
+
+
+def test_the_gateway_origins_are_its_public_url_issuer_and_internal_url():
+    local = SiteSettings.from_config({})
+    assert local.gateway_origins == {"http://localhost:8000"}
+    cluster = SiteSettings.from_config(
+        {"PUBLIC_URL": "https://portail.example/", "GATEWAY_URL": "http://gateway", "OIDC_ISSUER": ""}
+    )
+    assert cluster.gateway_public_url == "https://portail.example"
+    assert cluster.gateway_origins == {"https://portail.example:443", "http://gateway:80"}

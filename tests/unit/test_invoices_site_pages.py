@@ -82,6 +82,7 @@ class StandInGateway(requests.adapters.BaseAdapter):
         self.list_status = None  # e.g. (404, "NOT_FOUND")
         self.id_token_overrides = {}
         self.up = True
+        self.checkout_url = ISSUER + "/payments/demo/pay-1"
 
     def authorize(self, location):
         """What the provider does for a browser with a live SSO session: a code for the request."""
@@ -192,7 +193,7 @@ class StandInGateway(requests.adapters.BaseAdapter):
                     "amount_cents": 122544,
                     "status": "pending",
                     "expires_at": "2026-12-01T09:00:00+00:00",
-                    "checkout_url": ISSUER + "/payments/demo/pay-1",
+                    "checkout_url": self.checkout_url,
                 },
             )
         if path == "/api/v1/invoices/inv-2/payments":
@@ -347,9 +348,47 @@ def test_paying_creates_a_payment_and_goes_to_its_checkout_page(browser, gateway
     refused = browser.post("/factures/inv-1/payer", data={"idempotency_key": key})
     assert refused.status_code == 400 and not any(c[1].endswith("/payments") for c in gateway.calls)
     paid = browser.post("/factures/inv-1/payer", data={"csrf_token": csrf_of(body), "idempotency_key": key})
-    assert paid.status_code == 303 and paid.headers["Location"] == ISSUER + "/payments/demo/pay-1"
+    assert paid.status_code == 303
+    assert paid.headers["Location"] == (
+        ISSUER + "/payments/demo/pay-1?return_to=http%3A%2F%2Ffactures.test%2Ffactures%2Finv-1"
+    )
     call = next(c for c in gateway.calls if c[1] == "/api/v1/invoices/inv-1/payments")
     assert call[2]["Idempotency-Key"] == key and call[2]["Authorization"] == "Bearer access-token"
+
+
+@pytest.mark.parametrize(
+    "checkout_url, expected",
+    [
+        # the gateway's demo page, on its public origin (PUBLIC_URL, here the issuer) or internal one
+        (
+            ISSUER + "/payments/demo/pay-1",
+            ISSUER + "/payments/demo/pay-1?return_to=http%3A%2F%2Ffactures.test%2Ffactures%2Finv-1",
+        ),
+        (
+            "http://PORTAL.test:80/payments/demo/pay-1?lang=fr",
+            "http://portal.test:80/payments/demo/pay-1?lang=fr"  # (the Location's host in lower case)
+            "&return_to=http%3A%2F%2Ffactures.test%2Ffactures%2Finv-1",
+        ),
+        (
+            GATEWAY + "/payments/demo/pay-1",
+            GATEWAY + "/payments/demo/pay-1?return_to=http%3A%2F%2Ffactures.test%2Ffactures%2Finv-1",
+        ),
+        # a real provider on another origin: untouched
+        (
+            "https://checkout.stripe.com/c/pay/cs_test_a1#fid",
+            "https://checkout.stripe.com/c/pay/cs_test_a1#fid",
+        ),
+        ("https://portal.test/payments/demo/pay-1", "https://portal.test/payments/demo/pay-1"),  # scheme
+        ("http://portal.test:8080/payments/demo/pay-1", "http://portal.test:8080/payments/demo/pay-1"),
+        ("http://portal.test@evil.example/x", "http://portal.test@evil.example/x"),
+    ],
+)
+def test_only_the_gateways_own_checkout_page_gets_the_way_back(browser, gateway, checkout_url, expected):
+    gateway.checkout_url = checkout_url
+    sign_in(browser, gateway)
+    body = html(browser.get("/factures/inv-1"))
+    paid = browser.post("/factures/inv-1/payer", data={"csrf_token": csrf_of(body)})
+    assert paid.status_code == 303 and paid.headers["Location"] == expected
 
 
 def test_an_api_refusal_is_shown_in_french_on_the_invoice(browser, gateway):
