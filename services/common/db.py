@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from nameko.extensions import DependencyProvider
-from sqlalchemy import DateTime, Engine, String, create_engine, event, exc, select, text
+from sqlalchemy import Connection, DateTime, Engine, String, create_engine, event, exc, select, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -217,6 +217,14 @@ class WorkerDb:
         finally:
             session.close()
             self._sessions.remove(session)
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A Core connection in autocommit for a read of one or two statements on a hot path (the
+        access checks other services ask on every request): no ORM session, and no BEGIN and
+        ROLLBACK round trips around the query."""
+        with _autocommit(self.engine).connect() as conn:
+            yield conn
 
     @property
     def engine(self) -> Engine:

@@ -169,7 +169,7 @@ class CommunesService:
     @rpc(expected_exceptions=EXPECTED)
     def list_memberships(self) -> list[dict[str, Any]]:
         account_id = access.require_account(self.caller)
-        with self.db.engine.connect() as conn:  # on every /me: no ORM unit of work
+        with self.db.read() as conn:  # on every /me
             return adhesion.memberships(conn, account_id)
 
     @rpc(expected_exceptions=EXPECTED)
@@ -179,24 +179,24 @@ class CommunesService:
             return adhesion.my_children(session, account_id, commune_id)
 
     # --- access checks for other services (internal callers, or an account about itself) ----
-    # On every request of other services: one query on a pooled connection, no ORM session.
+    # On every request of other services: one query in autocommit (db.read()), no ORM session.
 
     @rpc(expected_exceptions=EXPECTED)
     def check_child_access(self, account_id: str, child_id: str) -> dict[str, Any]:
         access.require_internal_or_self(self.caller, account_id)
-        with self.db.engine.connect() as conn:
+        with self.db.read() as conn:
             return access.child_access(conn, account_id, child_id)
 
     @rpc(expected_exceptions=EXPECTED)
     def check_family_access(self, account_id: str, family_id: str) -> dict[str, Any]:
         access.require_internal_or_self(self.caller, account_id)
-        with self.db.engine.connect() as conn:
+        with self.db.read() as conn:
             return access.family_access(conn, account_id, family_id)
 
     @rpc(expected_exceptions=EXPECTED)
     def is_agent(self, account_id: str, commune_id: str) -> bool:
         access.require_internal_or_self(self.caller, account_id)
-        with self.db.engine.connect() as conn:
+        with self.db.read() as conn:
             return access.is_agent(conn, account_id, commune_id)
 
     @rpc(expected_exceptions=EXPECTED)

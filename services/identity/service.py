@@ -94,7 +94,7 @@ class IdentityService:
     def whoami(self) -> dict[str, Any]:
         """The calling account, if its session is still active (logout takes effect at once)."""
         account_id = self._require_account()
-        with self.db.engine.connect() as conn:
+        with self.db.read() as conn:
             return accounts.whoami(conn, self.caller.session_id, account_id)
 
     @rpc(expected_exceptions=EXPECTED)
@@ -102,7 +102,7 @@ class IdentityService:
         """Sessions revoked within the last access-token lifetime, `[{session_id, until}]`: a gateway
         that starts loads them once, then follows the `session_revoked` events. Internal callers only."""
         require_internal(self.caller)
-        with self.db.engine.connect() as conn:
+        with self.db.read() as conn:
             return accounts.recent_revocations(conn, self.settings)
 
     @rpc
