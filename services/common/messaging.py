@@ -21,11 +21,10 @@ from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
 from sqlalchemy import JSON, BigInteger, Integer, String, delete, event, insert, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from services.common import clock
-from services.common.db import UtcDateTime, new_id, service_engine
+from services.common.db import UtcDateTime, insert_for, new_id, service_engine
 
 log = logging.getLogger(__name__)
 
@@ -95,17 +94,17 @@ def record_events(
 
 
 def first_delivery(session: Session, model: type, consumer: str, event_id: str) -> bool:
-    """Record `event_id` as processed by `consumer`; False if it already was (a redelivery)."""
+    """Record `event_id` as processed by `consumer`; False if it already was (a redelivery). One
+    INSERT ... ON CONFLICT DO NOTHING on the (consumer, event_id) key: a concurrent delivery of the
+    same event waits for the first one's transaction, then inserts nothing."""
     if not event_id:
         raise ValueError("event without event_id")
-    if session.get(model, (consumer, event_id)) is not None:
-        return False
-    try:
-        with session.begin_nested():
-            session.add(model(consumer=consumer, event_id=event_id, processed_at=clock.now()))
-    except IntegrityError:  # a concurrent delivery of the same event won the race
-        return False
-    return True
+    inserted = session.execute(
+        insert_for(session, model)
+        .values(consumer=consumer, event_id=event_id, processed_at=clock.now())
+        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+    )
+    return inserted.rowcount == 1
 
 
 class OutboxRelay(DependencyProvider):
