@@ -235,8 +235,7 @@ def numbers(session: Session, invoice_ids: Iterable[str]) -> dict[str, str]:
 
 
 def commune_name(session: Session, commune_id: str) -> str | None:
-    """The commune's name as stored on its latest invoice (the timer's runs have no staff caller to
-    ask communes' get_commune with)."""
+    """The commune's name as stored on its latest invoice (when communes does not answer with it)."""
     return session.scalar(
         select(Invoice.commune_name)
         .where(Invoice.commune_id == commune_id, Invoice.commune_name.is_not(None))

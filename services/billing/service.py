@@ -283,15 +283,16 @@ class BillingService:
         elif not isinstance(commune_id, str) or not 0 < len(commune_id) <= 64:
             raise errors.NotFound()
         invoice_rules.month_bounds(month)
-        commune_name = None
-        if self.caller.account_id is not None:
-            commune_name = (self.communes.get_commune(commune_id) or {}).get("name")
-        return self._run_month(commune_id, month, commune_name, self.caller.account_id)
+        return self._run_month(commune_id, month, self.caller.account_id)
 
-    def _run_month(
-        self, commune_id: str, month: str, commune_name: str | None, started_by: str | None
-    ) -> dict[str, Any]:
+    def _commune(self, commune_id: str) -> tuple[str | None, str]:
+        """The commune's name and time zone (invoices are dated, and months cut, in its time)."""
+        found = self.internal_communes.commune_settings(commune_id) or {}
+        return found.get("name"), found.get("timezone") or invoicing.DEFAULT_TIMEZONE
+
+    def _run_month(self, commune_id: str, month: str, started_by: str | None) -> dict[str, Any]:
         profiles = self.internal_communes.billing_profiles(commune_id) or {}
+        commune_name, timezone = self._commune(commune_id)
         if commune_name is None:
             with self.db.transaction() as session:
                 commune_name = invoices.commune_name(session, commune_id)
@@ -303,13 +304,15 @@ class BillingService:
             clock.now(),
             due_days=self.settings.invoice_due_days,
             commune_name=commune_name,
+            timezone=timezone,
             started_by=started_by,
         )
 
     @invoicing_timer()
     def month_end_timer(self) -> None:
-        """On INVOICING_DAY from INVOICING_HOUR (Europe/Paris), the previous month of every commune
-        with postpaid days not yet run by the timer (a repeat would issue nothing anyway)."""
+        """On INVOICING_DAY from INVOICING_HOUR (Europe/Paris, for every commune; each invoice is dated
+        in its commune's time zone), the previous month of every commune with postpaid days not yet
+        run by the timer (a repeat would issue nothing anyway)."""
         month = invoicing.scheduled_month(
             clock.now(), self.settings.invoicing_day, self.settings.invoicing_hour
         )
@@ -318,7 +321,7 @@ class BillingService:
         with self.db.transaction() as session:
             commune_ids = invoicing.communes_to_run(session, month)
         for commune_id in commune_ids:
-            self._run_month(commune_id, month, None, None)
+            self._run_month(commune_id, month, None)
 
     def _families(self) -> dict[str, tuple[str, str | None, str | None]]:
         require_account(self.caller)
@@ -375,8 +378,11 @@ class BillingService:
     @rpc(expected_exceptions=EXPECTED)
     def export_invoices(self, commune_id: str, month: str, fmt: str) -> dict[str, Any]:
         staff_role(self.caller, commune_id)
+        invoice_rules.month_bounds(month)
+        exports.fmt(fmt)
+        _, timezone = self._commune(commune_id)
         with self.db.transaction() as session:
-            return exports.export_invoices(session, commune_id, month, fmt)
+            return exports.export_invoices(session, commune_id, month, fmt, timezone)
 
     @rpc(expected_exceptions=EXPECTED)
     def export_payments(self, commune_id: str, month: str, fmt: str) -> dict[str, Any]:
@@ -385,8 +391,9 @@ class BillingService:
         exports.fmt(fmt)
         profiles = self.internal_communes.billing_profiles(commune_id) or {}
         names = {fid: p.get("name") for fid, p in profiles.items() if isinstance(p, dict) and p.get("name")}
+        _, timezone = self._commune(commune_id)
         with self.db.transaction() as session:
-            return exports.export_payments(session, commune_id, month, fmt, names)
+            return exports.export_payments(session, commune_id, month, fmt, names, timezone)
 
     # --- booking's events kept as days to invoice (postpaid) -----------------------------------
 

@@ -56,6 +56,14 @@ def get_commune(session: Session, commune_id: Any) -> Commune:
     return commune
 
 
+def settings_of(session: Session, commune_id: Any) -> dict[str, str] | None:
+    """What other services need of a commune to work in its name and time: None if unknown."""
+    if not isinstance(commune_id, str) or not 0 < len(commune_id) <= 64:
+        return None
+    commune = session.get(Commune, commune_id)
+    return None if commune is None else {"name": commune.name, "timezone": commune.timezone}
+
+
 def list_communes(session: Session, caller: Caller) -> list[dict[str, Any]]:
     access.require_admin(caller)
     return [views.commune(c) for c in session.scalars(select(Commune).order_by(Commune.name)).all()]

@@ -205,6 +205,14 @@ class CommunesService:
             return families.billing_profile(session, self.caller, family_id)
 
     @rpc(expected_exceptions=EXPECTED)
+    def commune_settings(self, commune_id: str) -> dict[str, str] | None:
+        """{"name", "timezone"} of a commune, None if unknown; for internal callers only (billing
+        dates invoices and cuts its exports' months in the commune's time zone)."""
+        require_internal(self.caller)
+        with self.db.transaction() as session:
+            return communes.settings_of(session, commune_id)
+
+    @rpc(expected_exceptions=EXPECTED)
     def billing_profiles(self, commune_id: str) -> dict[str, dict[str, Any]]:
         """Every family of the commune as billing's month-end run needs it (quotients, names,
         children's first names), for internal callers only."""

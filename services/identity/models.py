@@ -67,7 +67,8 @@ class LoginSession(Base):
     cookie_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # indexed: a starting gateway asks for the sessions revoked within the last token lifetime
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True, index=True)
     revoked_reason: Mapped[str | None] = mapped_column(String(30), nullable=True)
 
 

@@ -316,6 +316,38 @@ def test_month_end_run_invoices_corrects_is_paid_and_exported(platform):
         call(platform.billing, "export_invoices", town.id, "2026-03", "xlsx", caller=town.agent)
 
 
+def test_invoices_are_dated_and_months_cut_in_the_communes_time_zone(platform):
+    """At 02:30 UTC on 1 April it is already 1 April in Paris, still 31 March in Guadeloupe (UTC-4):
+    each commune's invoice is dated in its own time, and so are its due date and its export."""
+    issued_on = {}
+    for name, zone in (("Rennes", "Europe/Paris"), ("Pointe-à-Pitre", "America/Guadeloupe")):
+        town = Town(platform, name=name, timezone=zone)
+        with platform.booking_running():
+            canteen = town.activity(name="Cantine", billing_mode="postpaid")
+            town.tariff(canteen["id"], {"unit_price_cents": 500})
+        _, family_id, lea = town.family(800)
+        clock.set_now(T0)
+        dispatch(
+            platform,
+            "booking_confirmed",
+            days_of(town, family_id, lea, canteen, MARCH[:2]),
+            "on_day_confirmed",
+        )
+        clock.set_now(dt.datetime(2026, 4, 1, 2, 30, tzinfo=dt.UTC))
+        answer = run(platform, town)
+        assert (answer["invoices_issued"], answer["total_cents"]) == (1, 1000)
+        body = call(platform.billing, "export_invoices", town.id, "2026-03", "csv", caller=town.agent)["body"]
+        header, row = list(csv.reader(io.StringIO(body[1:]), delimiter=";"))[:2]
+        (invoice,) = json.loads(
+            call(platform.billing, "export_invoices", town.id, "2026-03", "json", caller=town.agent)["body"]
+        )["invoices"]
+        issued_on[zone] = (row[header.index("date_emission")], dt.date.fromisoformat(invoice["due_date"]))
+    paris_day, paris_due = issued_on["Europe/Paris"]
+    guadeloupe_day, guadeloupe_due = issued_on["America/Guadeloupe"]
+    assert (paris_day, guadeloupe_day) == ("2026-04-01", "2026-03-31")
+    assert paris_due - guadeloupe_due == dt.timedelta(days=1)
+
+
 # ------------------------------------------------ the run called directly (as bench/ does)
 
 

@@ -147,10 +147,10 @@ class Town:
     """A commune, its agent (registered in identity, made agent by communes), an activity, and
     families whose parents are linked through adhesion codes."""
 
-    def __init__(self, platform):
+    def __init__(self, platform, name="Rennes", timezone="Europe/Paris"):
         self.platform = platform
         commune = call(
-            platform.communes, "create_commune", "Rennes", f"{next(_insee):05d}", "Europe/Paris", caller=ADMIN
+            platform.communes, "create_commune", name, f"{next(_insee):05d}", timezone, caller=ADMIN
         )
         self.id = commune["id"]
         email = f"agent-{uuid.uuid4().hex[:10]}@example.org"
