@@ -4,24 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
+from services.common import urls
 from services.common.config import is_production, required_secret
-
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def url_origin(url: str) -> str | None:
     """scheme://host:port of an http(s) URL (default port made explicit), None for anything else."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
-        return None
-    return f"{scheme}://{parts.hostname.lower()}:{port if port is not None else DEFAULT_PORTS[scheme]}"
+    found = urls.origin(url)
+    return None if found is None else f"{found[0]}://{found[1]}:{found[2]}"
 
 
 LOCAL_SESSION_SECRET = "local-invoices-session-secret"  # noqa: S105 (the local default, refused in production)

@@ -18,7 +18,6 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from werkzeug.wrappers import Request, Response
@@ -30,8 +29,10 @@ from gateway.openapi import route
 from gateway.routes.communes import checked_id
 from gateway.routes.pages import PAGE_HEADERS
 from gateway.schemas import MAX_BODY_BYTES, load_body
+from services.common import urls
 from services.common.config import is_production
 from services.common.errors import NotFound, ServiceError
+from services.common.urls import Origin
 
 MAX_SIGNATURE_HEADER = 2048
 DEMO_PROVIDER = "demo"
@@ -39,16 +40,12 @@ DEMO_DISABLED = "DEMO_PROVIDER_DISABLED"
 TITLE = "Paiement de test"
 MAX_RETURN_URL = 2000
 LOCAL_RETURN_ORIGIN = "http://localhost:8001"  # the invoices site on its local default
-DEFAULT_PORTS = {"http": 80, "https": 443}
 URL_CHARACTERS = frozenset(chr(code) for code in range(0x21, 0x7F)) - {"\\", '"', "<", ">", "`"}
 
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).resolve().parents[1] / "templates"),
     autoescape=select_autoescape(["html"]),
 )
-
-
-Origin = tuple[str, str, int]
 
 
 def origin_of(url: object) -> Origin | None:
@@ -58,15 +55,7 @@ def origin_of(url: object) -> Origin | None:
         return None
     if not set(url) <= URL_CHARACTERS:  # whitespace, controls, backslashes, quotes, non-ASCII
         return None
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS or "@" in parts.netloc or not parts.hostname:
-        return None
-    return scheme, parts.hostname.lower(), port if port is not None else DEFAULT_PORTS[scheme]
+    return urls.origin(url)
 
 
 @lru_cache(maxsize=8)
