@@ -6,23 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-WEEKDAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
-MONTHS = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
-NBSP = "\u00a0"
-THIN_NBSP = "\u202f"  # the French thousands separator
+from services.common.french import day_label, euros
 
 STATUS_TEXT = {
     "pending": "En attente de paiement",
@@ -32,20 +16,12 @@ STATUS_TEXT = {
 }
 
 
-def euros(cents: int) -> str:
-    """12,50 € ; 1 234,00 € (integer cents, never a float)."""
-    sign = "-" if cents < 0 else ""
-    whole, rest = divmod(abs(int(cents)), 100)
-    return f"{sign}{whole:,}".replace(",", THIN_NBSP) + f",{rest:02d}{NBSP}€"
-
-
 def french_date(iso: str) -> str:
     try:
         day = dt.date.fromisoformat(iso)
     except (TypeError, ValueError):
         return str(iso)
-    first = "1er" if day.day == 1 else str(day.day)
-    return f"{WEEKDAYS[day.weekday()]} {first} {MONTHS[day.month - 1]} {day.year}"
+    return day_label(day, weekday=True)
 
 
 def page_context(payment: dict[str, Any]) -> dict[str, Any]:

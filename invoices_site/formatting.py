@@ -5,22 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-MONTHS = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
-NARROW_NBSP = "\u202f"  # between thousands, as French typography (and CLDR) has it
-NBSP = "\u00a0"  # before the euro sign, so that it never wraps alone
+from services.common import french
+from services.common.french import month_label
+
+__all__ = ["date_label", "euros", "month_label", "remaining_cents", "status_label"]
 
 STATUSES = {
     "issued": "À payer",
@@ -30,25 +18,10 @@ STATUSES = {
 
 
 def euros(cents: object) -> str:
-    """Integer cents as French euros: 1250 -> "12,50 €", -300 -> "-3,00 €"."""
+    """Integer cents as French euros: 1250 -> "12,50 €", -300 -> "-3,00 €"; "–" for anything else."""
     if isinstance(cents, bool) or not isinstance(cents, int):
         return "–"
-    sign = "-" if cents < 0 else ""
-    units, rest = divmod(abs(cents), 100)
-    grouped = f"{units:,}".replace(",", NARROW_NBSP)
-    return f"{sign}{grouped},{rest:02d}{NBSP}€"
-
-
-def month_label(value: object) -> str:
-    """ "2026-11" (or a date in that month) -> "novembre 2026"; anything else is shown as it came."""
-    text = str(value or "")
-    try:
-        year, month = int(text[0:4]), int(text[5:7])
-        if text[4] != "-" or not 1 <= month <= 12:
-            raise ValueError(text)
-    except (ValueError, IndexError):
-        return text
-    return f"{MONTHS[month - 1]} {year}"
+    return french.euros(cents)
 
 
 def date_label(value: object) -> str:
@@ -58,8 +31,7 @@ def date_label(value: object) -> str:
         day = dt.date.fromisoformat(text[:10])
     except ValueError:
         return text
-    number = "1er" if day.day == 1 else str(day.day)
-    return f"{number} {MONTHS[day.month - 1]} {day.year}"
+    return french.day_label(day)
 
 
 def status_label(status: object) -> str:

@@ -17,32 +17,13 @@ from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-MONTHS = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
+from services.common import french
+from services.common.french import month_label
 
 
 def euros(cents: int) -> str:
-    """1 234,50 € (French: narrow no-break space between thousands, decimal comma)."""
-    sign = "-" if cents < 0 else ""
-    whole = f"{abs(cents) // 100:,}".replace(",", "\u00a0")
-    return f"{sign}{whole},{abs(cents) % 100:02d}\u00a0€"
-
-
-def month_label(month: str) -> str:
-    year, number = month.split("-")
-    return f"{MONTHS[int(number) - 1]} {year}"
+    """1 234,50 € with a plain no-break space between thousands: the PDF's fonts lack the narrow one."""
+    return french.euros(cents, thousands=french.NBSP)
 
 
 def day_label(value: str) -> str:
