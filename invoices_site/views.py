@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
@@ -191,19 +192,30 @@ class Site:
         self.clear_cookie(response, SESSION_COOKIE)
         return response
 
-    def invoice(self, request: Request, invoice_id: str) -> Response:
+    def from_invoice_api(
+        self, request: Request, invoice_id: str, call: Callable[[InvoiceApi], Any]
+    ) -> tuple[SignedIn, Any] | Response:
+        """(the parent, `call(api)`'s answer) for an invoice page, or the response that replaces the
+        page: 404 for an id that cannot be one, the sign-in (back to the invoice afterwards), or the
+        API's error as a French page."""
         if not valid_id(invoice_id):
             return self.message(404, "Facture", "Cette facture est introuvable.")
-        user = self.signed_in(request, f"/factures/{quote(invoice_id)}")
+        page = f"/factures/{quote(invoice_id)}"
+        user = self.signed_in(request, page)
         if isinstance(user, Response):
             return user
         try:
-            invoice = self.api(user).get_invoice(invoice_id)
+            return user, call(self.api(user))
         except NeedsLogin:
-            return self.start_login(f"/factures/{quote(invoice_id)}")
+            return self.start_login(page)
         except ApiError as exc:
             return self.api_error(exc, user, "Facture")
-        return self.invoice_page(user, invoice)
+
+    def invoice(self, request: Request, invoice_id: str) -> Response:
+        found = self.from_invoice_api(request, invoice_id, lambda api: api.get_invoice(invoice_id))
+        if isinstance(found, Response):
+            return found
+        return self.invoice_page(*found)
 
     def invoice_page(
         self, user: SignedIn, invoice: dict[str, Any], status: int = 200, **context: Any
@@ -220,17 +232,10 @@ class Site:
         )
 
     def pdf(self, request: Request, invoice_id: str) -> Response:
-        if not valid_id(invoice_id):
-            return self.message(404, "Facture", "Cette facture est introuvable.")
-        user = self.signed_in(request, f"/factures/{quote(invoice_id)}")
-        if isinstance(user, Response):
-            return user
-        try:
-            upstream = self.api(user).open_pdf(invoice_id)
-        except NeedsLogin:
-            return self.start_login(f"/factures/{quote(invoice_id)}")
-        except ApiError as exc:
-            return self.api_error(exc, user, "Facture")
+        found = self.from_invoice_api(request, invoice_id, lambda api: api.open_pdf(invoice_id))
+        if isinstance(found, Response):
+            return found
+        upstream = found[1]
         response = Response(
             upstream.iter_content(64 * 1024), mimetype="application/pdf", direct_passthrough=True
         )

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.billing import events, invoice_rules, ledger
+from services.billing import events, invoice_rules, ledger, payments
 from services.billing.exceptions import InvoiceAlreadyPaid, InvoiceNotPayable
 from services.billing.models import (
     INVOICE,
@@ -151,14 +151,7 @@ def pay(
     invoice = lock(session, invoice_id)
     if invoice is None:
         raise NotFound()
-    existing = session.scalar(
-        select(Payment).where(
-            Payment.account_id == account_id,
-            Payment.idempotency_key == key,
-            Payment.commune_id == invoice.commune_id,
-            Payment.family_id == invoice.family_id,
-        )
-    )
+    existing = payments.made_by_key(session, account_id, key, invoice.commune_id, invoice.family_id)
     if existing is not None:
         return existing
     if invoice.kind != INVOICE:

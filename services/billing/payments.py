@@ -127,6 +127,20 @@ def stored(session: Session, account_id: str, key: str) -> list[Payment]:
     )
 
 
+def made_by_key(
+    session: Session, account_id: str, key: str, commune_id: str, family_id: str
+) -> Payment | None:
+    """The payment this account's idempotency key already made for this family, if any (a replay)."""
+    return session.scalar(
+        select(Payment).where(
+            Payment.account_id == account_id,
+            Payment.idempotency_key == key,
+            Payment.commune_id == commune_id,
+            Payment.family_id == family_id,
+        )
+    )
+
+
 def create(
     session: Session,
     settings: BillingSettings,
@@ -139,14 +153,7 @@ def create(
     the family account's lock, so credit is never promised twice and a concurrent replay of the same
     key waits for the first and finds its payment."""
     ledger.lock_family(session, group.commune_id, group.family_id, now)
-    existing = session.scalar(
-        select(Payment).where(
-            Payment.account_id == account_id,
-            Payment.idempotency_key == key,
-            Payment.commune_id == group.commune_id,
-            Payment.family_id == group.family_id,
-        )
-    )
+    existing = made_by_key(session, account_id, key, group.commune_id, group.family_id)
     if existing is not None:
         return existing
     tariffs = rules(session, [hold.activity_id for hold in group.holds])
@@ -215,7 +222,7 @@ def succeed(session: Session, payment: Payment, now: dt.datetime) -> None:
     payment.settled_at = now
     payment.updated_at = now
     if payment.invoice_id is not None:  # the invoice already charged the ledger
-        from services.billing import invoices  # invoices uses payments' table, not this module
+        from services.billing import invoices  # here: invoices imports this module
 
         invoices.apply_payment(session, payment, now)
         return
